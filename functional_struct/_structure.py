@@ -1,0 +1,251 @@
+"""The leaf contract: the abstract base every structure derives from.
+
+A structure is a frozen dataclass of hyperparameters (never tensors) with five pure methods.
+Only shapes and dtypes are checked eagerly, here; value checks live in ``contains()``, because
+``if (x < 0).any()`` breaks ``vmap`` and ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "LINALG_DTYPES",
+    "AbstractStructure",
+    "add_to_diagonal",
+    "close",
+    "default_tolerances",
+    "eye_like",
+]
+
+# (atol, rtol) that `contains` uses when none are given. Chosen from the rounding error of the
+# maps themselves: an orthogonal 256 x 256 float32 matrix from Cayley or QR is orthogonal to
+# about 1e-5 elementwise, so float32 gets 1e-4.
+_TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-9, 1e-9),
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (5e-2, 5e-2),
+}
+
+LINALG_DTYPES = (torch.float32, torch.float64)
+_ALL_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def default_tolerances(
+    dtype: torch.dtype, atol: float | None = None, rtol: float | None = None
+) -> tuple[float, float]:
+    """The ``(atol, rtol)`` that ``contains`` uses for ``dtype``, unless given explicitly.
+
+    Args:
+      dtype: a floating-point dtype.
+      atol: an absolute tolerance that overrides the default.
+      rtol: a relative tolerance that overrides the default.
+
+    Returns:
+      The pair ``(atol, rtol)``.
+
+    Example:
+      >>> default_tolerances(torch.float32)
+      (0.0001, 0.0001)
+      >>> default_tolerances(torch.float64, rtol=0.0)
+      (1e-09, 0.0)
+    """
+    default_atol, default_rtol = _TOLERANCES.get(dtype, _TOLERANCES[torch.float32])
+    return (default_atol if atol is None else atol, default_rtol if rtol is None else rtol)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class AbstractStructure(abc.ABC):
+    """A set of matrices, with pure maps between raw tensors and members of the set.
+
+    Concrete structures are frozen dataclasses whose fields are hyperparameters, so they compare
+    equal, hash and pickle by value, and are safe to close over in ``vmap``/``torch.compile``.
+    The trailing ``core_ndim`` dims of a tensor are the structure's; leading dims are batch.
+
+    Subclasses implement ``_apply``, ``_inverse``, ``_contains``, ``_project`` and ``_init``
+    on tensors that have already passed the shape and dtype checks; the public methods run those
+    checks and turn bad input into a ``ValueError``/``TypeError`` that names the structure.
+    """
+
+    core_ndim: ClassVar[int] = 2
+    """How many trailing dims belong to the structure (2 for matrices, 1 for vectors)."""
+
+    dtypes: ClassVar[tuple[torch.dtype, ...]] = _ALL_FLOAT_DTYPES
+    """The dtypes the structure accepts; linear-algebra structures accept float32/float64 only."""
+
+    square: ClassVar[bool] = False
+    """Whether the two trailing dims must be equal."""
+
+    # ----------------------------------------------------------------------------- public API
+    def apply(self, raw: Tensor) -> Tensor:
+        """Map a raw, unconstrained tensor to a member of the set.
+
+        Args:
+          raw: a floating-point tensor of the raw shape; leading dims are batch dims.
+
+        Returns:
+          A tensor of the structured shape, with the dtype and device of ``raw``.
+        """
+        self._check_value(raw, "apply", "raw")
+        return self._apply(raw)
+
+    def inverse(self, value: Tensor) -> Tensor:
+        """A right inverse of ``apply``: ``apply(inverse(value)) ≈ value`` for members.
+
+        Membership is not checked (that would need a host sync); see each structure for what a
+        non-member gives.
+
+        Args:
+          value: a member of the set; leading dims are batch dims.
+
+        Returns:
+          A raw tensor.
+        """
+        self._check_value(value, "inverse", "value")
+        return self._inverse(value)
+
+    def contains(
+        self, value: Tensor, atol: float | None = None, rtol: float | None = None
+    ) -> Tensor:
+        """Whether each matrix of a batch is in the set, within tolerances.
+
+        Args:
+          value: a tensor of the structured shape; leading dims are batch dims.
+          atol: absolute tolerance; defaults to ``default_tolerances(value.dtype)``.
+          rtol: relative tolerance; defaults to ``default_tolerances(value.dtype)``.
+
+        Returns:
+          A bool tensor of the batch shape. NaN or Inf entries make it False.
+        """
+        self._check_value(value, "contains", "value")
+        atol, rtol = default_tolerances(value.dtype, atol, rtol)
+        finite = torch.isfinite(value).flatten(value.dim() - self.core_ndim).all(-1)
+        return self._contains(value, atol, rtol) & finite
+
+    def project(self, value: Tensor) -> Tensor:
+        """The nearest member of the set in the Frobenius norm; members are fixed points.
+
+        Args:
+          value: any tensor of the structured shape; leading dims are batch dims.
+
+        Returns:
+          A member of the set.
+        """
+        self._check_value(value, "project", "value")
+        return self._project(value)
+
+    def init(
+        self,
+        shape: Sequence[int] | torch.Size,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """A random raw tensor whose image is a sensible random member of the set.
+
+        Args:
+          shape: the *structured* shape, batch dims included.
+          generator: the random generator to draw from.
+          dtype: the dtype (default: ``torch.get_default_dtype()``).
+          device: the device (default: the generator's device, else the CPU).
+
+        Returns:
+          A raw tensor.
+        """
+        shape = torch.Size(shape)
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        if device is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+        self._check_shape(shape, "init", "shape")
+        self._check_dtype(dtype, "init")
+        return self._init(shape, generator, dtype, torch.device(device))
+
+    # ------------------------------------------------------------------------ for subclasses
+    @abc.abstractmethod
+    def _apply(self, raw: Tensor) -> Tensor: ...
+
+    @abc.abstractmethod
+    def _inverse(self, value: Tensor) -> Tensor: ...
+
+    @abc.abstractmethod
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor: ...
+
+    @abc.abstractmethod
+    def _project(self, value: Tensor) -> Tensor: ...
+
+    @abc.abstractmethod
+    def _init(
+        self,
+        shape: torch.Size,
+        generator: torch.Generator | None,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> Tensor: ...
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        """Why the trailing ``core_ndim`` dims cannot hold the structure, or None if they can."""
+        if self.square and core[-1] != core[-2]:
+            return "needs a square matrix in its last two dims"
+        return None
+
+    # ------------------------------------------------------------------------------- checks
+    def _fail(self, method: str, what: str, cls: type[Exception] = ValueError) -> Exception:
+        return cls(f"{self!r}.{method}: {what}")
+
+    def _check_dtype(self, dtype: torch.dtype, method: str) -> None:
+        if dtype not in self.dtypes:
+            names = " or ".join(_dtype_name(d) for d in self.dtypes)
+            raise self._fail(
+                method,
+                f"needs a tensor of dtype {names}, got {_dtype_name(dtype)}. "
+                f"Convert it first, for example with .to(torch.{_dtype_name(self.dtypes[-1])}).",
+                TypeError,
+            )
+
+    def _check_shape(self, shape: torch.Size, method: str, name: str) -> None:
+        n = self.core_ndim
+        kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
+        if len(shape) < n:
+            raise self._fail(
+                method,
+                f"{name} needs {kind} in its last {n} dim{'s' if n > 1 else ''}, "
+                f"got shape {tuple(shape)}.",
+            )
+        problem = self._check_core_shape(tuple(shape[len(shape) - n :]))
+        if problem is not None:
+            raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.")
+
+    def _check_value(self, x: Any, method: str, name: str) -> None:
+        if not isinstance(x, Tensor):
+            raise self._fail(
+                method, f"{name} must be a torch.Tensor, got {type(x).__name__}.", TypeError
+            )
+        self._check_dtype(x.dtype, method)
+        self._check_shape(x.shape, method, name)
+
+
+def eye_like(x: Tensor) -> Tensor:
+    """The identity matching the last dim, dtype and device of ``x``."""
+    return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+
+
+def add_to_diagonal(a: Tensor, shift: Tensor) -> Tensor:
+    """``a + shift * I`` for a batch of square matrices and a batch of scalars ``shift``."""
+    n = a.shape[-1]
+    return a + torch.diag_embed(shift.unsqueeze(-1).expand(*shift.shape, n))
+
+
+def close(a: Tensor, b: Tensor, atol: float, rtol: float, core_ndim: int = 2) -> Tensor:
+    """Elementwise ``|a - b| <= atol + rtol * |b|`` over the core dims, reduced to the batch shape."""
+    ok = (a - b).abs() <= atol + rtol * b.abs()
+    return ok.flatten(ok.dim() - core_ndim).all(-1)
