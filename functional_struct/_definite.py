@@ -58,11 +58,14 @@ class PositiveDefinite(AbstractStructure):
     square = True
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.floor, (int, float)) and self.floor > 0 and math.isfinite(self.floor)):
-            raise ValueError(f"PositiveDefinite: floor must be a finite number > 0, got {self.floor!r}.")
         if not (
-            isinstance(self.relative_floor, (int, float))
-            and 0 <= self.relative_floor < math.inf
+            isinstance(self.floor, (int, float)) and self.floor > 0 and math.isfinite(self.floor)
+        ):
+            raise ValueError(
+                f"PositiveDefinite: floor must be a finite number > 0, got {self.floor!r}."
+            )
+        if not (
+            isinstance(self.relative_floor, (int, float)) and 0 <= self.relative_floor < math.inf
         ):
             raise ValueError(
                 "PositiveDefinite: relative_floor must be a finite number >= 0, "
@@ -76,7 +79,9 @@ class PositiveDefinite(AbstractStructure):
     def _shift_from_value(self, value: Tensor) -> Tensor:
         # trace(A) = (1 + r) ‖L‖² + n floor, solved for ‖L‖² / n.
         mean_eig = value.diagonal(dim1=-2, dim2=-1).mean(-1)
-        return self.floor + self.relative_floor * (mean_eig - self.floor) / (1 + self.relative_floor)
+        return self.floor + self.relative_floor * (mean_eig - self.floor) / (
+            1 + self.relative_floor
+        )
 
     def _apply(self, raw: Tensor) -> Tensor:
         diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1))

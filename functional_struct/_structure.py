@@ -246,6 +246,6 @@ def add_to_diagonal(a: Tensor, shift: Tensor) -> Tensor:
 
 
 def close(a: Tensor, b: Tensor, atol: float, rtol: float, core_ndim: int = 2) -> Tensor:
-    """Elementwise ``|a - b| <= atol + rtol * |b|`` over the core dims, reduced to the batch shape."""
+    """Whether ``|a - b| <= atol + rtol * |b|`` everywhere in the core dims, per batch element."""
     ok = (a - b).abs() <= atol + rtol * b.abs()
     return ok.flatten(ok.dim() - core_ndim).all(-1)

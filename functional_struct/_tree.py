@@ -89,7 +89,7 @@ def _children(node: Any) -> list[tuple[object, Any]] | None:
 
 def _rebuild(node: Any, children: list[Any]) -> Any:
     if isinstance(node, dict):
-        return type(node)(zip(node.keys(), children))
+        return type(node)(zip(node.keys(), children, strict=True))
     if isinstance(node, tuple) and hasattr(node, "_fields"):  # namedtuple
         return type(node)(*children)
     return type(node)(children)
@@ -132,7 +132,9 @@ class StructureTree:
         return exact if exact is not None else glob
 
     def _map(
-        self, tree: Any, fn: Callable[[AbstractStructure, Tensor], Any],
+        self,
+        tree: Any,
+        fn: Callable[[AbstractStructure, Tensor], Any],
         passthrough: Callable[[Any], Any],
     ) -> Any:
         used = [False] * len(self.rules)
@@ -152,9 +154,12 @@ class StructureTree:
             if governing is None:
                 return passthrough(node)
             if not isinstance(node, Tensor):
-                raise _with_path(path, TypeError(
-                    f"{governing!r} needs a tensor, got {type(node).__name__}: {node!r}."
-                ))
+                raise _with_path(
+                    path,
+                    TypeError(
+                        f"{governing!r} needs a tensor, got {type(node).__name__}: {node!r}."
+                    ),
+                )
             try:
                 return fn(governing, node)
             except (ValueError, TypeError) as error:

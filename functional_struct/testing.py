@@ -1,0 +1,741 @@
+"""Property-testing kit: the laws every structure obeys, as checks, and hypothesis strategies.
+
+The project's own contract tests run on this module, so what users get is exactly what checks
+the library. Each ``check_*`` function tests one law of the design on given inputs and raises
+:class:`LawError` (an ``AssertionError``) saying which law broke, on which input, by how much;
+:func:`check_laws` draws inputs and runs them all. hypothesis is imported only by the
+strategies, so the checks work without it.
+
+Example:
+  >>> from functional_struct import testing
+  >>> testing.check_laws(fs.UpperTriangular(), (3, 3), laws=("membership", "inverse"))
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import optree
+import torch
+from torch import Tensor
+from torch.func import grad, hessian, jacfwd, jacrev, vmap
+
+from ._catalog import CATALOG, CatalogEntry
+from ._structure import AbstractStructure, default_tolerances
+from ._tree import structure as _structure_tree
+
+__all__ = [
+    "CATALOG",
+    "LAWS",
+    "CatalogEntry",
+    "LawError",
+    "catalog",
+    "check_batching",
+    "check_bad_input",
+    "check_compile",
+    "check_derivatives",
+    "check_inverse",
+    "check_laws",
+    "check_membership",
+    "check_projection",
+    "check_purity",
+    "members",
+    "raw_tensors",
+    "shapes",
+]
+
+LAWS = (
+    "membership",
+    "inverse",
+    "projection",
+    "batching",
+    "derivatives",
+    "compile",
+    "purity",
+    "bad_input",
+)
+"""The law names :func:`check_laws` accepts, in the order of the design's law list."""
+
+# Agreement between two computations of the same value (vmap vs loop, compiled vs eager), as
+# max |a - b| / max(1, max |b|). float32 allows for reassociation in batched/fused kernels.
+_AGREE = {torch.float32: 1e-4, torch.float64: 1e-9}
+# Finite differences in float64 with a central step of 1e-6: truncation ~1e-12, rounding ~1e-10.
+_FD_STEP = 1e-6
+_FD_TOL = 1e-5
+
+
+class LawError(AssertionError):
+    """A structure broke one of the laws; the message says which, on what input, by how much."""
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _leaves(tree: Any) -> list[Any]:
+    return optree.tree_leaves(tree, none_is_leaf=True, namespace="torch")
+
+
+def _map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    return optree.tree_map(fn, tree, *rest, none_is_leaf=True, namespace="torch")
+
+
+def _describe(tree: Any) -> str:
+    parts = []
+    for x in _leaves(tree):
+        if isinstance(x, Tensor):
+            finite = x[torch.isfinite(x)]
+            top = f"{finite.abs().max().item():.3g}" if finite.numel() else "nan"
+            parts.append(
+                f"shape {tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}, max|x| {top}"
+            )
+        else:
+            parts.append(repr(x))
+    return "; ".join(parts)
+
+
+def _error(a: Any, b: Any) -> float:
+    """Worst ``max|a - b| / max(1, max|b|)`` over matching leaves; inf where shapes differ."""
+    worst = 0.0
+    for x, y in zip(_leaves(a), _leaves(b), strict=True):
+        if x.shape != y.shape:
+            return math.inf
+        x, y = x.detach().double(), y.detach().double()
+        scale = max(1.0, y.abs().max().item() if y.numel() else 1.0)
+        diff = (x - y).abs().max().item() if x.numel() else 0.0
+        worst = max(worst, diff / scale if math.isfinite(diff) else math.inf)
+    return worst
+
+
+def _fail(law: str, structure: Any, detail: str, inputs: Any = None) -> LawError:
+    on = f"\n  input: {_describe(inputs)}" if inputs is not None else ""
+    return LawError(f"law '{law}' broke for {structure!r}: {detail}{on}")
+
+
+def _agree(
+    law: str, structure: Any, what: str, got: Any, want: Any, inputs: Any, tol: float
+) -> None:
+    err = _error(got, want)
+    if not err <= tol:
+        raise _fail(law, structure, f"{what}: relative error {err:.3g} > {tol:.3g}", inputs)
+
+
+def _dtype(tree: Any) -> torch.dtype:
+    return _leaves(tree)[0].dtype
+
+
+def _batch_ndim(structure: AbstractStructure, value: Tensor) -> int:
+    return value.dim() - structure.core_ndim
+
+
+def _nest_vmap(fn: Callable[..., Any], depth: int) -> Callable[..., Any]:
+    for _ in range(depth):
+        fn = vmap(fn)
+    return fn
+
+
+def _unbind(raw: Any) -> list[Any]:
+    """The raw pytree split along its leading dim (``unbind``, never ``x[i]``)."""
+    spec = optree.tree_structure(raw, none_is_leaf=True, namespace="torch")
+    parts = zip(*[x.unbind(0) for x in _leaves(raw)], strict=True)
+    return [optree.tree_unflatten(spec, list(p)) for p in parts]
+
+
+def _unbind_loop(fn: Callable[[Any], Tensor], raw: Any, depth: int) -> Tensor:
+    """``fn`` applied by a Python loop over the leading ``depth`` dims."""
+    if depth == 0:
+        return fn(raw)
+    return torch.stack([_unbind_loop(fn, part, depth - 1) for part in _unbind(raw)])
+
+
+# ---------------------------------------------------------------------------------- the laws
+def check_membership(
+    structure: AbstractStructure, raw: Any, *, atol: float | None = None, rtol: float | None = None
+) -> None:
+    """Law 1: ``apply(raw)`` is finite and ``contains`` it, for every matrix of the batch.
+
+    Args:
+      structure: the structure under test.
+      raw: a raw input in the structure's documented range.
+      atol: tolerance passed to ``contains``.
+      rtol: tolerance passed to ``contains``.
+    """
+    value = structure.apply(raw)
+    if not torch.isfinite(value).all():
+        raise _fail("membership", structure, "apply(raw) has non-finite entries", raw)
+    inside = structure.contains(value, atol, rtol)
+    if not inside.all():
+        gap = _error(value, structure.project(value))
+        raise _fail(
+            "membership",
+            structure,
+            f"contains(apply(raw)) is False for {int((~inside).sum())} of {inside.numel()} "
+            f"matrices; apply(raw) is at relative distance {gap:.3g} from its projection",
+            raw,
+        )
+
+
+def check_inverse(structure: AbstractStructure, value: Tensor, *, tol: float | None = None) -> None:
+    """Law 2a: ``apply(inverse(value)) ≈ value`` for members ``value``.
+
+    Args:
+      structure: the structure under test.
+      value: members of the set (for example ``apply`` of moderate raw).
+      tol: allowed ``max|error| / max(1, max|value|)``; defaults by dtype.
+    """
+    raw = structure.inverse(value)
+    tol = default_tolerances(value.dtype)[1] if tol is None else tol
+    _agree("inverse", structure, "apply(inverse(v)) vs v", structure.apply(raw), value, value, tol)
+
+
+def check_projection(
+    structure: AbstractStructure, value: Tensor, member: Tensor, *, tol: float | None = None
+) -> None:
+    """Law 2b: ``project`` lands in the set, is idempotent, and fixes members.
+
+    Args:
+      structure: the structure under test.
+      value: any tensor of the structured shape.
+      member: members of the set, of the same shape.
+      tol: allowed relative error of the fixed-point checks; defaults by dtype.
+    """
+    tol = default_tolerances(value.dtype)[1] if tol is None else tol
+    projected = structure.project(value)
+    inside = structure.contains(projected)
+    if not inside.all():
+        raise _fail(
+            "projection",
+            structure,
+            f"contains(project(x)) is False for {int((~inside).sum())} of {inside.numel()}",
+            value,
+        )
+    _agree(
+        "projection",
+        structure,
+        "project(project(x)) vs project(x)",
+        structure.project(projected),
+        projected,
+        value,
+        tol,
+    )
+    _agree(
+        "projection",
+        structure,
+        "project(v) vs v for a member v",
+        structure.project(member),
+        member,
+        member,
+        tol,
+    )
+
+
+def check_batching(structure: AbstractStructure, raw: Any, value: Tensor) -> None:
+    """Law 3: batched calls, ``vmap`` and a Python loop (``unbind``) agree, for every method.
+
+    Args:
+      structure: the structure under test.
+      raw: a raw input with at least one batch dim.
+      value: a tensor of the structured shape with the same batch dims (for ``project`` and
+        ``contains``; ``inverse`` is checked on ``apply(raw)``).
+    """
+    depth = _batch_ndim(structure, value)
+    if depth < 1:
+        raise ValueError("check_batching needs inputs with at least one batch dim.")
+    tol = _AGREE.get(value.dtype, 1e-2)
+    member = structure.apply(raw)
+    for name, fn, x in (
+        ("apply", structure.apply, raw),
+        ("inverse", structure.inverse, member),
+        ("project", structure.project, value),
+        ("contains", structure.contains, value),
+    ):
+        direct = fn(x)
+        vmapped = _nest_vmap(fn, depth)(x)
+        looped = _unbind_loop(fn, x, depth)
+        if name == "contains":
+            if not (torch.equal(direct, vmapped) and torch.equal(direct, looped)):
+                raise _fail("batching", structure, "contains: batched, vmap and loop disagree", x)
+            continue
+        _agree("batching", structure, f"vmap({name}) vs {name}", vmapped, direct, x, tol)
+        _agree("batching", structure, f"loop of {name} vs {name}", looped, direct, x, tol)
+
+
+def _flat_view(structure: AbstractStructure, raw: Any) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """``raw`` as one vector, and ``apply`` as a function of such vectors, flattened."""
+    leaves = _leaves(raw)
+    spec = optree.tree_structure(raw, none_is_leaf=True, namespace="torch")
+    sizes = [x.numel() for x in leaves]
+    shapes = [x.shape for x in leaves]
+
+    def fn(vector: Tensor) -> Tensor:
+        parts = [p.reshape(s) for p, s in zip(vector.split(sizes), shapes, strict=True)]
+        return structure.apply(optree.tree_unflatten(spec, parts)).flatten()
+
+    return torch.cat([x.flatten() for x in leaves]), fn
+
+
+def check_derivatives(structure: AbstractStructure, raw: Any, *, tol: float = _FD_TOL) -> None:
+    """Law 4: derivatives agree with float64 finite differences and with each other.
+
+    ``jacrev``, ``jacfwd`` and ``hessian`` are compared with finite differences, ``vmap(jacfwd)``
+    and ``vmap(grad)`` with loops, ``jacrev(jacrev)`` with ``hessian``; gradients are finite.
+
+    Args:
+      structure: the structure under test.
+      raw: a float64 raw input with one batch dim, away from any kink of the map.
+      tol: allowed relative error against finite differences.
+    """
+    if _dtype(raw) != torch.float64:
+        raise ValueError("check_derivatives compares with finite differences: pass float64 raw.")
+    batch = _unbind(raw)
+    flats = [_flat_view(structure, r) for r in batch]
+    vectors = torch.stack([v for v, _ in flats])
+    fn = flats[0][1]
+    gen = torch.Generator().manual_seed(0)
+    out_numel = fn(vectors[0]).numel()
+    weights = torch.randn(out_numel, generator=gen, dtype=torch.float64)
+
+    def loss(vector: Tensor) -> Tensor:
+        out = fn(vector)
+        return (weights * out).sum() + 0.5 * (weights * out * out).sum()
+
+    for i, vector in enumerate(vectors.unbind(0)):
+        # Finite-difference Jacobian, column by column (inputs here are small).
+        eye = torch.eye(vector.numel(), dtype=torch.float64)
+        fd = torch.stack(
+            [
+                (fn(vector + _FD_STEP * e) - fn(vector - _FD_STEP * e)) / (2 * _FD_STEP)
+                for e in eye.unbind(0)
+            ],
+            dim=-1,
+        )
+        where = batch[i]
+        _agree(
+            "derivatives",
+            structure,
+            "jacrev vs finite differences",
+            jacrev(fn)(vector),
+            fd,
+            where,
+            tol,
+        )
+        _agree(
+            "derivatives",
+            structure,
+            "jacfwd vs finite differences",
+            jacfwd(fn)(vector),
+            fd,
+            where,
+            tol,
+        )
+        g = grad(loss)(vector)
+        if not torch.isfinite(g).all():
+            raise _fail("derivatives", structure, "grad has non-finite entries", where)
+        fd_hess = torch.stack(
+            [
+                (grad(loss)(vector + _FD_STEP * e) - grad(loss)(vector - _FD_STEP * e))
+                / (2 * _FD_STEP)
+                for e in eye.unbind(0)
+            ],
+            dim=-1,
+        )
+        _agree(
+            "derivatives",
+            structure,
+            "hessian vs finite differences of grad",
+            hessian(loss)(vector),
+            fd_hess,
+            where,
+            tol,
+        )
+        _agree(
+            "derivatives",
+            structure,
+            "jacrev(jacrev) vs hessian",
+            jacrev(jacrev(loss))(vector),
+            hessian(loss)(vector),
+            where,
+            tol,
+        )
+    # torch 2.13 gets vmap(jacfwd(linalg.solve)) silently wrong, so compare with the loop.
+    looped = torch.stack([jacfwd(fn)(v) for v in vectors.unbind(0)])
+    _agree(
+        "derivatives",
+        structure,
+        "vmap(jacfwd) vs jacfwd in a loop",
+        vmap(jacfwd(fn))(vectors),
+        looped,
+        raw,
+        tol,
+    )
+    _agree(
+        "derivatives",
+        structure,
+        "vmap(grad) vs grad in a loop",
+        vmap(grad(loss))(vectors),
+        torch.stack([grad(loss)(v) for v in vectors.unbind(0)]),
+        raw,
+        tol,
+    )
+
+
+def check_compile(structure: AbstractStructure, raw: Any, *, jacobian: bool = True) -> None:
+    """Law 5: compiled ``apply``, ``vmap(grad(loss))`` and ``jacfwd(apply)`` match eager.
+
+    Each is compiled with ``torch.compile(fullgraph=True)`` (inductor), so a graph break fails
+    the law. dynamo's caches are reset first, so that checks of many structures do not hit its
+    recompile limit. The Jacobian is compiled for one matrix: in torch 2.13 inductor fails
+    (an internal assert) on ``vmap(jacfwd(f))`` for any ``f`` that uses the output of
+    ``torch.linalg.inv``, which is torch's bug, not the structure's.
+
+    Args:
+      structure: the structure under test.
+      raw: a raw input with one batch dim.
+      jacobian: also compile the forward-mode Jacobian (inductor has been wrong there for
+        ``index_put``).
+    """
+    tol = 10 * _AGREE.get(_dtype(raw), 1e-2)
+
+    def loss(r: Any) -> Tensor:
+        return structure.apply(r).square().sum()
+
+    checks: list[tuple[str, Callable[[Any], Any], Any]] = [
+        ("apply", structure.apply, raw),
+        ("vmap(grad(loss))", vmap(grad(loss)), raw),
+    ]
+    if jacobian:
+        checks.append(("jacfwd(apply)", jacfwd(structure.apply), _unbind(raw)[0]))
+    torch._dynamo.reset()
+    for name, fn, x in checks:
+        try:
+            compiled = torch.compile(fn, fullgraph=True)(x)
+        except Exception as error:  # any compile failure breaks the law; say which
+            first = str(error).strip().splitlines()[0][:300]
+            raise _fail(
+                "compile", structure,
+                f"torch.compile({name}, fullgraph=True) failed: {type(error).__name__}: {first}",
+                x,
+            ) from error
+        _agree("compile", structure, f"compiled {name} vs eager", compiled, fn(x), x, tol)
+
+
+def check_purity(structure: AbstractStructure, raw: Any, value: Tensor) -> None:
+    """Law 6: inputs are never modified, dtype and device are kept, ``init`` is reproducible.
+
+    Args:
+      structure: the structure under test.
+      raw: a raw input.
+      value: a tensor of the structured shape.
+    """
+    before_raw, before_value = _map(torch.clone, raw), value.clone()
+    out = {
+        "apply": structure.apply(raw),
+        "inverse": structure.inverse(value),
+        "project": structure.project(value),
+        "contains": structure.contains(value),
+    }
+    if _error(raw, before_raw) != 0 or not torch.equal(value, before_value):
+        raise _fail("purity", structure, "a method modified its input in place", raw)
+    dtype, device = value.dtype, value.device
+    for name, result in out.items():
+        for leaf in _leaves(result):
+            want = torch.bool if name == "contains" else dtype
+            if leaf.dtype != want or leaf.device != device:
+                raise _fail(
+                    "purity",
+                    structure,
+                    f"{name} returned {leaf.dtype} on {leaf.device}, expected {want} on {device}",
+                    value,
+                )
+    shape = value.shape
+    draws = [
+        structure.init(shape, generator=torch.Generator().manual_seed(7), dtype=dtype)
+        for _ in range(2)
+    ]
+    if _error(draws[0], draws[1]) != 0:
+        raise _fail("purity", structure, "init with equal generators gave different raw", value)
+    for leaf in _leaves(draws[0]):
+        if leaf.dtype != dtype:
+            raise _fail("purity", structure, f"init(dtype={dtype}) returned {leaf.dtype}", value)
+
+
+def _expect_error(
+    structure: Any,
+    call: Callable[[], Any],
+    kind: type[Exception],
+    fragments: Iterable[str],
+    case: str,
+) -> None:
+    try:
+        call()
+    except kind as error:
+        message = str(error)
+        missing = [f for f in fragments if not re.search(f, message)]
+        if missing:
+            raise _fail(
+                "bad_input",
+                structure,
+                f"{case}: the {kind.__name__} does not mention {missing}: {message!r}",
+            ) from None
+        return
+    except Exception as error:
+        raise _fail(
+            "bad_input",
+            structure,
+            f"{case}: raised {type(error).__name__} instead of {kind.__name__}: {error}",
+        ) from None
+    raise _fail("bad_input", structure, f"{case}: no error was raised")
+
+
+def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
+    """Law 7: bad input gets a ``ValueError``/``TypeError`` that names the structure and the got.
+
+    Through a tree, the message also names the tree path.
+
+    Args:
+      structure: the structure under test.
+      shape: a valid structured shape (without batch dims).
+    """
+    name = re.escape(type(structure).__name__)
+    too_few = torch.zeros(tuple(shape)[1:])
+    cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
+        ("too few dims", lambda: structure.apply(too_few), ValueError, [name, r"got shape"]),
+        (
+            "integer tensor",
+            lambda: structure.apply(torch.zeros(shape, dtype=torch.int64)),
+            TypeError,
+            [name, "int64"],
+        ),
+        (
+            "bool tensor",
+            lambda: structure.contains(torch.zeros(shape, dtype=torch.bool)),
+            TypeError,
+            [name, "bool"],
+        ),
+        (
+            "complex tensor",
+            lambda: structure.project(torch.zeros(shape, dtype=torch.complex64)),
+            TypeError,
+            [name, "complex64"],
+        ),
+        ("not a tensor", lambda: structure.inverse([[0.0]]), TypeError, [name, "list"]),
+        ("init shape", lambda: structure.init(too_few.shape), ValueError, [name, "got shape"]),
+        (
+            "tree path",
+            lambda: _structure_tree({"layer.weight": structure}).apply({"layer.weight": too_few}),
+            ValueError,
+            [name, "'layer.weight'", "got shape"],
+        ),
+    ]
+    if structure.square:
+        wide = (*shape[:-1], shape[-1] + 1)
+        cases.append(
+            (
+                "non-square",
+                lambda: structure.apply(torch.zeros(wide)),
+                ValueError,
+                [name, "square", re.escape(str(tuple(wide)))],
+            )
+        )
+    for case, call, kind, fragments in cases:
+        _expect_error(structure, call, kind, fragments, case)
+
+
+# --------------------------------------------------------------------------------- the driver
+def _draw_raw(
+    structure: AbstractStructure,
+    shape: Sequence[int],
+    dtype: torch.dtype,
+    generator: torch.Generator,
+    kind: str,
+    magnitude: float,
+) -> Any:
+    template = structure.init(shape, generator=generator, dtype=dtype)
+    if kind == "init":
+        return template
+
+    def fill(x: Tensor) -> Tensor:
+        if kind == "zeros":
+            return torch.zeros_like(x)
+        if kind == "constant":
+            return torch.full_like(
+                x, magnitude * (1 if torch.rand((), generator=generator) < 0.5 else -1)
+            )
+        if kind == "rank_one":
+            u = torch.randn(x.shape[:-1] + (1,), generator=generator, dtype=dtype)
+            v = torch.randn(x.shape[:-2] + (1,) + x.shape[-1:], generator=generator, dtype=dtype)
+            return magnitude * u * v if x.dim() >= 2 else magnitude * u.squeeze(-1)
+        return magnitude * torch.randn(x.shape, generator=generator, dtype=dtype)
+
+    return _map(fill, template)
+
+
+RAW_KINDS = ("init", "normal", "zeros", "constant", "rank_one")
+
+
+def check_laws(
+    structure: AbstractStructure,
+    shape: Sequence[int] = (4, 4),
+    *,
+    dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
+    batch_shapes: Sequence[tuple[int, ...]] = ((), (3,), (2, 3)),
+    laws: Sequence[str] = LAWS,
+    max_magnitude: float = 1e3,
+    seed: int = 0,
+) -> None:
+    """Run every law of the design on one structure, on inputs drawn from a fixed seed.
+
+    Args:
+      structure: the structure under test.
+      shape: a structured core shape (the trailing dims).
+      dtypes: dtypes for membership, inverse, projection, batching and purity.
+      batch_shapes: leading batch shapes to try.
+      laws: which laws to run (names from :data:`LAWS`).
+      max_magnitude: the largest raw magnitude the structure promises membership for.
+      seed: seeds every draw.
+
+    Raises:
+      LawError: a law broke; the message names it, the input and the size of the violation.
+    """
+    unknown = set(laws) - set(LAWS)
+    if unknown:
+        raise ValueError(f"check_laws: unknown laws {sorted(unknown)}; known: {LAWS}.")
+    gen = torch.Generator().manual_seed(seed)
+    shape = tuple(shape)
+    for dtype in dtypes:
+        for batch in batch_shapes:
+            full = (*batch, *shape)
+            moderate = _draw_raw(structure, full, dtype, gen, "normal", 1.0)
+            member = structure.apply(structure.init(full, generator=gen, dtype=dtype))
+            arbitrary = 3 * torch.randn(full, generator=gen, dtype=dtype)
+            if "membership" in laws:
+                for kind in RAW_KINDS:
+                    for magnitude in (1e-3, 1.0, max_magnitude):
+                        check_membership(
+                            structure, _draw_raw(structure, full, dtype, gen, kind, magnitude)
+                        )
+            if "inverse" in laws:
+                check_inverse(structure, member)
+                check_inverse(structure, structure.apply(moderate))
+            if "projection" in laws:
+                check_projection(structure, arbitrary, member)
+            if "batching" in laws and batch:
+                check_batching(structure, moderate, arbitrary)
+            if "purity" in laws:
+                check_purity(structure, moderate, arbitrary)
+    if "derivatives" in laws:
+        check_derivatives(
+            structure, _draw_raw(structure, (2, *shape), torch.float64, gen, "normal", 1.0)
+        )
+    if "compile" in laws:
+        check_compile(
+            structure, _draw_raw(structure, (2, *shape), torch.float32, gen, "normal", 1.0)
+        )
+    if "bad_input" in laws:
+        check_bad_input(structure, shape)
+
+
+# -------------------------------------------------------------------------------- strategies
+def _st() -> Any:
+    try:
+        import hypothesis.strategies as st
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "functional_struct.testing strategies need hypothesis: pip install hypothesis"
+        ) from error
+    return st
+
+
+def raw_tensors(
+    structure: AbstractStructure,
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float64,
+    max_magnitude: float = 1e3,
+    min_magnitude: float = 0.0,
+    kinds: Sequence[str] = RAW_KINDS,
+) -> Any:
+    """A hypothesis strategy of raw inputs for ``structure`` at structured ``shape``.
+
+    Draws include ``init`` samples, Gaussian raw at magnitudes from 1e-3 to ``max_magnitude``,
+    exact zeros, constants and rank-one raw. Tensors are generated by torch from a drawn seed,
+    so large shapes stay cheap.
+
+    Args:
+      structure: the structure whose raw form to draw.
+      shape: the structured shape, batch dims included.
+      dtype: the floating dtype.
+      max_magnitude: the largest scale of drawn entries.
+      min_magnitude: the smallest scale (raise it to keep away from a kink at zero).
+      kinds: which kinds of raw to draw, from ``RAW_KINDS``.
+
+    Returns:
+      A strategy of raw tensors (or raw pytrees, for factored structures).
+    """
+    st = _st()
+    scales = sorted(
+        {m for m in (1e-3, 1.0, 3.0, max_magnitude) if min_magnitude <= m <= max_magnitude}
+    )
+    return st.builds(
+        lambda kind, magnitude, seed: _draw_raw(
+            structure, shape, dtype, torch.Generator().manual_seed(seed), kind, magnitude
+        ),
+        st.sampled_from(tuple(kinds)),
+        st.sampled_from(scales),
+        st.integers(0, 2**32 - 1),
+    )
+
+
+def members(
+    structure: AbstractStructure,
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float64,
+    max_magnitude: float = 3.0,
+) -> Any:
+    """A hypothesis strategy of members of the set: ``apply`` of drawn raw inputs.
+
+    Args:
+      structure: the structure.
+      shape: the structured shape, batch dims included.
+      dtype: the floating dtype.
+      max_magnitude: the largest raw scale.
+
+    Returns:
+      A strategy of tensors in the set.
+    """
+    return raw_tensors(structure, shape, dtype=dtype, max_magnitude=max_magnitude).map(
+        structure.apply
+    )
+
+
+def shapes(structure: AbstractStructure, *, max_batch_dims: int = 2, max_side: int = 6) -> Any:
+    """A hypothesis strategy of structured shapes (batch dims included) ``structure`` accepts.
+
+    Args:
+      structure: the structure.
+      max_batch_dims: the most leading batch dims.
+      max_side: the largest size of any dim.
+
+    Returns:
+      A strategy of tuples of ints.
+    """
+    st = _st()
+    side = st.integers(1, max_side)
+    batch = st.lists(st.integers(1, 3), max_size=max_batch_dims).map(tuple)
+    if structure.core_ndim == 1:
+        core = st.tuples(side)
+    elif structure.square:
+        core = side.map(lambda n: (n, n))
+    else:
+        core = st.tuples(side, side)
+    return st.tuples(batch, core).map(lambda bc: bc[0] + bc[1])
+
+
+def catalog() -> Any:
+    """A hypothesis strategy over the built-in catalog (:data:`CATALOG` entries).
+
+    Returns:
+      A strategy of :class:`CatalogEntry`; ``entry.structure`` is the structure.
+    """
+    return _st().sampled_from(CATALOG)

@@ -1,0 +1,121 @@
+"""The shared contract: every catalog structure against every law of design.md.
+
+Each law is one test, parametrized over the whole catalog, float32 and float64, and batch
+shapes (), (3,), (2, 3); hypothesis draws the raw inputs (zeros, constants, rank-one and
+large magnitudes included). A structure joins by being added to ``fs.testing.CATALOG``.
+"""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from functional_struct import testing
+
+ENTRIES = [pytest.param(entry, id=entry.id) for entry in testing.CATALOG]
+DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
+BATCHES = [pytest.param((), id="unbatched"), pytest.param((3,), id="b3"),
+           pytest.param((2, 3), id="b2x3")]
+
+
+def _shape(data, entry, batch):
+    return (*batch, *data.draw(st.sampled_from(entry.core_shapes), label="core shape"))
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_membership(entry, dtype, batch, data):
+    shape = _shape(data, entry, batch)
+    raw = data.draw(testing.raw_tensors(entry.structure, shape, dtype=dtype,
+                                        max_magnitude=entry.max_magnitude), label="raw")
+    testing.check_membership(entry.structure, raw)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_inverse_round_trip(entry, dtype, batch, data):
+    shape = _shape(data, entry, batch)
+    member = data.draw(testing.members(entry.structure, shape, dtype=dtype), label="member")
+    testing.check_inverse(entry.structure, member)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_projection(entry, dtype, batch, data):
+    shape = _shape(data, entry, batch)
+    value = data.draw(testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=10.0,
+                                          kinds=("normal", "zeros", "constant", "rank_one")).map(
+        lambda raw: torch.randn(shape, dtype=dtype) * raw.abs().amax().clamp_min(1e-3)
+        if isinstance(raw, torch.Tensor) else raw), label="value")
+    member = data.draw(testing.members(entry.structure, shape, dtype=dtype), label="member")
+    testing.check_projection(entry.structure, value, member)
+
+
+@pytest.mark.parametrize("batch", [b for b in BATCHES if b.values[0]])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_batching(entry, dtype, batch, data):
+    shape = _shape(data, entry, batch)
+    raw = data.draw(testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=3.0),
+                    label="raw")
+    value = data.draw(testing.members(entry.structure, shape, dtype=dtype), label="value")
+    testing.check_batching(entry.structure, raw, value + 0.1 * torch.randn_like(value))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_derivatives(entry, data):
+    core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
+    raw = data.draw(testing.raw_tensors(entry.structure, (2, *core), dtype=torch.float64,
+                                        max_magnitude=3.0, min_magnitude=1.0,
+                                        kinds=("init", "normal")), label="raw")
+    testing.check_derivatives(entry.structure, raw)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_gradients_finite_everywhere(entry, data):
+    """Zeros, constants and large magnitudes too: no NaN gradient anywhere in the range."""
+    core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    raw = data.draw(testing.raw_tensors(entry.structure, (2, *core), dtype=dtype,
+                                        max_magnitude=entry.max_magnitude), label="raw")
+    weights = torch.randn((2, *core), dtype=dtype)
+    grads = torch.func.grad(lambda r: (weights * entry.structure.apply(r)).sum())(raw)
+    assert all(torch.isfinite(g).all() for g in testing._leaves(grads))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_compile(entry):
+    core = entry.core_shapes[-1]
+    raw = entry.structure.init((2, *core), generator=torch.Generator().manual_seed(0))
+    testing.check_compile(entry.structure, raw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_purity(entry, dtype):
+    gen = torch.Generator().manual_seed(0)
+    for core in entry.core_shapes:
+        raw = entry.structure.init((3, *core), generator=gen, dtype=dtype)
+        testing.check_purity(entry.structure, raw, torch.randn((3, *core), generator=gen, dtype=dtype))
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_bad_input(entry):
+    for core in entry.core_shapes:
+        testing.check_bad_input(entry.structure, core)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_check_laws_passes(entry):
+    """The public one-call checker agrees with the per-law tests above."""
+    testing.check_laws(entry.structure, entry.core_shapes[-1], max_magnitude=entry.max_magnitude,
+                       laws=[law for law in testing.LAWS if law != "compile"])
