@@ -39,7 +39,7 @@ class Orthogonal(AbstractStructure):
     ``I - A`` has singular values >= 1, so the map is smooth with finite gradients everywhere.
     A negative ``raw[0, 0]`` negates the first column, which reaches determinant -1; the rest
     of the raw diagonal is unused. The Cayley map never reaches rotations with an eigenvalue
-    -1 (such as ``-I`` for even n): ``inverse`` of those gives non-finite raw. Orthogonality
+    -1 (such as ``-I`` for even n): ``inverse`` of those gives NaN raw. Orthogonality
     degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about 100.
 
     ``init`` is Haar-distributed on the orthogonal group; ``project`` is the polar factor
@@ -79,8 +79,10 @@ class Orthogonal(AbstractStructure):
         flip = (torch.linalg.det(value) < 0)[..., None, None]
         rotation = _flip_first_column(value, flip)
         eye = eye_like(value)
-        # A = (Q - I)(Q + I)⁻¹; not differentiated, so solve is safe here.
-        skew = torch.linalg.solve(rotation + eye, rotation - eye, left=False)
+        # A = (Q - I)(Q + I)⁻¹; not differentiated, so solve is safe here. solve_ex does not
+        # raise where Q + I is singular (Q has eigenvalue -1): those get NaN raw instead.
+        skew, info = torch.linalg.solve_ex(rotation + eye, rotation - eye, left=False)
+        skew = torch.where((info == 0)[..., None, None], skew, torch.nan)
         lower = torch.tril(skew - skew.mT, -1) / 2
         sign = torch.where(flip, -1.0, 1.0).to(value.dtype)
         corner = torch.nn.functional.pad(sign, (0, value.shape[-1] - 1, 0, value.shape[-1] - 1))

@@ -1,0 +1,112 @@
+"""PositiveDefinite: the mathematics and float32 numerics it promises."""
+
+import pytest
+import torch
+
+import functional_struct as fs
+
+PD = fs.PositiveDefinite()
+
+
+def _factorizable(a):
+    return bool((torch.linalg.cholesky_ex(a).info == 0).all())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(torch.zeros(64, 64), id="zeros"),
+        pytest.param(torch.full((64, 64), -80.0), id="all -80"),
+        pytest.param(torch.full((64, 64), -104.0), id="all -104 (exp underflows)"),
+        pytest.param(3 * torch.randn(20, 64, 64, generator=torch.Generator().manual_seed(0)),
+                     id="random scale 3"),
+        pytest.param(1e4 * torch.randn(20, 64, 64, generator=torch.Generator().manual_seed(1)),
+                     id="random scale 1e4"),
+        pytest.param(100 * torch.randn(64, 1, generator=torch.Generator().manual_seed(2))
+                     .expand(64, 64).clone(), id="rank one scale 100"),
+    ],
+)
+def test_float32_cholesky_succeeds(raw):
+    a = PD.apply(raw)
+    assert a.dtype == torch.float32
+    assert _factorizable(a)
+    assert torch.equal(a, a.mT) or torch.allclose(a, a.mT, rtol=1e-6, atol=0)
+
+
+def test_textbook_recipe_fails_where_ours_holds():
+    """The reason for the relative floor: L Lᵀ + eps I fails float32 Cholesky for most draws."""
+    raw = 3 * torch.randn(50, 64, 64, generator=torch.Generator().manual_seed(3))
+    factor = torch.tril(raw, -1) + torch.diag_embed(torch.nn.functional.softplus(
+        raw.diagonal(dim1=-2, dim2=-1)))
+    textbook = factor @ factor.mT + 1e-6 * torch.eye(64)
+    failures = int((torch.linalg.cholesky_ex(textbook).info != 0).sum())
+    assert failures >= 25  # measured: about 40 of 50
+    assert _factorizable(PD.apply(raw))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_eigenvalue_floor(dtype):
+    gen = torch.Generator().manual_seed(4)
+    raw = torch.randn(30, 8, 8, generator=gen, dtype=dtype) * 2
+    raw.diagonal(dim1=-2, dim2=-1).fill_(-30.0)  # L nearly singular: the floor is what's left
+    a = PD.apply(raw).double()
+    eig = torch.linalg.eigvalsh(a)
+    mean = eig.mean(-1)
+    bound = PD.floor + PD.relative_floor * (mean - PD.floor) / (1 + PD.relative_floor)
+    assert (eig[:, 0] >= bound * (1 - 1e-3)).all()
+    assert (eig[:, 0] >= PD.floor).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inverse_is_exact_for_members(dtype):
+    gen = torch.Generator().manual_seed(5)
+    raw = PD.init((10, 16, 16), generator=gen, dtype=dtype)
+    a = PD.apply(raw)
+    back = PD.inverse(a)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(back, raw, rtol=tol, atol=tol)
+    torch.testing.assert_close(PD.apply(back), a, rtol=tol, atol=tol)
+
+
+def test_inverse_of_a_symmetric_positive_definite_matrix_from_data():
+    x = torch.randn(200, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    covariance = x.mT @ x / 200
+    torch.testing.assert_close(PD.apply(PD.inverse(covariance)), covariance)
+
+
+def test_inverse_of_non_member_is_nan_not_silent():
+    indefinite = torch.diag(torch.tensor([1.0, -1.0, 2.0]))
+    assert torch.isnan(PD.inverse(indefinite)).any()
+    assert not PD.contains(indefinite)
+
+
+def test_project_clips_the_spectrum():
+    v = torch.diag(torch.tensor([-2.0, 0.5, 3.0], dtype=torch.float64))
+    p = PD.project(v)
+    eig = torch.linalg.eigvalsh(p)
+    assert eig[0] > 0 and PD.contains(p)
+    torch.testing.assert_close(eig[1:], torch.tensor([0.5, 3.0], dtype=torch.float64))
+    # the projection of a non-symmetric matrix starts from its symmetric part
+    a = torch.tensor([[2.0, 1.0], [-1.0, 2.0]], dtype=torch.float64)
+    torch.testing.assert_close(PD.project(a), torch.eye(2, dtype=torch.float64) * 2)
+
+
+def test_init_is_well_conditioned_at_n_256():
+    a = PD.apply(PD.init((4, 256, 256), generator=torch.Generator().manual_seed(7)))
+    assert _factorizable(a)
+    assert torch.linalg.cond(a.double()).max() < 2e3
+
+
+def test_nan_propagates_and_is_not_contained():
+    raw = torch.zeros(3, 3)
+    raw[1, 0] = float("nan")
+    a = PD.apply(raw)
+    assert torch.isnan(a).any()
+    assert not PD.contains(a)
+
+
+@pytest.mark.parametrize("kwargs", [{"floor": 0.0}, {"floor": -1.0}, {"relative_floor": -1e-3},
+                                    {"floor": float("inf")}, {"floor": "1"}])
+def test_bad_hyperparameters(kwargs):
+    with pytest.raises(ValueError, match="PositiveDefinite: .*floor must be"):
+        fs.PositiveDefinite(**kwargs)
