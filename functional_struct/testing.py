@@ -412,7 +412,8 @@ def check_compile(structure: AbstractStructure, raw: Any, *, jacobian: bool = Tr
         except Exception as error:  # any compile failure breaks the law; say which
             first = str(error).strip().splitlines()[0][:300]
             raise _fail(
-                "compile", structure,
+                "compile",
+                structure,
                 f"torch.compile({name}, fullgraph=True) failed: {type(error).__name__}: {first}",
                 x,
             ) from error

@@ -14,8 +14,11 @@ from functional_struct import testing
 
 ENTRIES = [pytest.param(entry, id=entry.id) for entry in testing.CATALOG]
 DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
-BATCHES = [pytest.param((), id="unbatched"), pytest.param((3,), id="b3"),
-           pytest.param((2, 3), id="b2x3")]
+BATCHES = [
+    pytest.param((), id="unbatched"),
+    pytest.param((3,), id="b3"),
+    pytest.param((2, 3), id="b2x3"),
+]
 
 
 def _shape(data, entry, batch):
@@ -28,8 +31,10 @@ def _shape(data, entry, batch):
 @given(data=st.data())
 def test_membership(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
-    raw = data.draw(testing.raw_tensors(entry.structure, shape, dtype=dtype,
-                                        max_magnitude=entry.max_magnitude), label="raw")
+    raw = data.draw(
+        testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=entry.max_magnitude),
+        label="raw",
+    )
     testing.check_membership(entry.structure, raw)
 
 
@@ -49,10 +54,22 @@ def test_inverse_round_trip(entry, dtype, batch, data):
 @given(data=st.data())
 def test_projection(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
-    value = data.draw(testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=10.0,
-                                          kinds=("normal", "zeros", "constant", "rank_one")).map(
-        lambda raw: torch.randn(shape, dtype=dtype) * raw.abs().amax().clamp_min(1e-3)
-        if isinstance(raw, torch.Tensor) else raw), label="value")
+    value = data.draw(
+        testing.raw_tensors(
+            entry.structure,
+            shape,
+            dtype=dtype,
+            max_magnitude=10.0,
+            kinds=("normal", "zeros", "constant", "rank_one"),
+        ).map(
+            lambda raw: (
+                torch.randn(shape, dtype=dtype) * raw.abs().amax().clamp_min(1e-3)
+                if isinstance(raw, torch.Tensor)
+                else raw
+            )
+        ),
+        label="value",
+    )
     member = data.draw(testing.members(entry.structure, shape, dtype=dtype), label="member")
     testing.check_projection(entry.structure, value, member)
 
@@ -63,8 +80,9 @@ def test_projection(entry, dtype, batch, data):
 @given(data=st.data())
 def test_batching(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
-    raw = data.draw(testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=3.0),
-                    label="raw")
+    raw = data.draw(
+        testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=3.0), label="raw"
+    )
     value = data.draw(testing.members(entry.structure, shape, dtype=dtype), label="value")
     testing.check_batching(entry.structure, raw, value + 0.1 * torch.randn_like(value))
 
@@ -73,9 +91,17 @@ def test_batching(entry, dtype, batch, data):
 @given(data=st.data())
 def test_derivatives(entry, data):
     core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
-    raw = data.draw(testing.raw_tensors(entry.structure, (2, *core), dtype=torch.float64,
-                                        max_magnitude=3.0, min_magnitude=1.0,
-                                        kinds=("init", "normal")), label="raw")
+    raw = data.draw(
+        testing.raw_tensors(
+            entry.structure,
+            (2, *core),
+            dtype=torch.float64,
+            max_magnitude=3.0,
+            min_magnitude=1.0,
+            kinds=("init", "normal"),
+        ),
+        label="raw",
+    )
     testing.check_derivatives(entry.structure, raw)
 
 
@@ -85,8 +111,12 @@ def test_gradients_finite_everywhere(entry, data):
     """Zeros, constants and large magnitudes too: no NaN gradient anywhere in the range."""
     core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
     dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
-    raw = data.draw(testing.raw_tensors(entry.structure, (2, *core), dtype=dtype,
-                                        max_magnitude=entry.max_magnitude), label="raw")
+    raw = data.draw(
+        testing.raw_tensors(
+            entry.structure, (2, *core), dtype=dtype, max_magnitude=entry.max_magnitude
+        ),
+        label="raw",
+    )
     weights = torch.randn((2, *core), dtype=dtype)
     grads = torch.func.grad(lambda r: (weights * entry.structure.apply(r)).sum())(raw)
     assert all(torch.isfinite(g).all() for g in testing._leaves(grads))
@@ -105,7 +135,9 @@ def test_purity(entry, dtype):
     gen = torch.Generator().manual_seed(0)
     for core in entry.core_shapes:
         raw = entry.structure.init((3, *core), generator=gen, dtype=dtype)
-        testing.check_purity(entry.structure, raw, torch.randn((3, *core), generator=gen, dtype=dtype))
+        testing.check_purity(
+            entry.structure, raw, torch.randn((3, *core), generator=gen, dtype=dtype)
+        )
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
@@ -117,5 +149,9 @@ def test_bad_input(entry):
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_check_laws_passes(entry):
     """The public one-call checker agrees with the per-law tests above."""
-    testing.check_laws(entry.structure, entry.core_shapes[-1], max_magnitude=entry.max_magnitude,
-                       laws=[law for law in testing.LAWS if law != "compile"])
+    testing.check_laws(
+        entry.structure,
+        entry.core_shapes[-1],
+        max_magnitude=entry.max_magnitude,
+        laws=[law for law in testing.LAWS if law != "compile"],
+    )

@@ -12,21 +12,24 @@ def _factorizable(a):
     return bool((torch.linalg.cholesky_ex(a).info == 0).all())
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        pytest.param(torch.zeros(64, 64), id="zeros"),
-        pytest.param(torch.full((64, 64), -80.0), id="all -80"),
-        pytest.param(torch.full((64, 64), -104.0), id="all -104 (exp underflows)"),
-        pytest.param(3 * torch.randn(20, 64, 64, generator=torch.Generator().manual_seed(0)),
-                     id="random scale 3"),
-        pytest.param(1e4 * torch.randn(20, 64, 64, generator=torch.Generator().manual_seed(1)),
-                     id="random scale 1e4"),
-        pytest.param(100 * torch.randn(64, 1, generator=torch.Generator().manual_seed(2))
-                     .expand(64, 64).clone(), id="rank one scale 100"),
-    ],
-)
-def test_float32_cholesky_succeeds(raw):
+RAWS = {
+    "zeros": lambda n, gen: torch.zeros(n, n),
+    "all -80": lambda n, gen: torch.full((n, n), -80.0),
+    "all -104 (exp underflows)": lambda n, gen: torch.full((n, n), -104.0),
+    "random scale 3": lambda n, gen: 3 * torch.randn(20, n, n, generator=gen),
+    "random scale 10": lambda n, gen: 10 * torch.randn(20, n, n, generator=gen),
+    "random scale 1e4": lambda n, gen: 1e4 * torch.randn(20, n, n, generator=gen),
+    "rank one scale 100": lambda n, gen: 100 * torch.randn(n, 1, generator=gen).expand(n, n),
+    "diagonal -80, off-diagonal 5": lambda n, gen: torch.full((n, n), 5.0).diagonal_scatter(
+        torch.full((n,), -80.0)
+    ),
+}
+
+
+@pytest.mark.parametrize("n", [64, 256])
+@pytest.mark.parametrize("kind", list(RAWS))
+def test_float32_cholesky_succeeds(kind, n):
+    raw = RAWS[kind](n, torch.Generator().manual_seed(n))
     a = PD.apply(raw)
     assert a.dtype == torch.float32
     assert _factorizable(a)
@@ -36,11 +39,12 @@ def test_float32_cholesky_succeeds(raw):
 def test_textbook_recipe_fails_where_ours_holds():
     """The reason for the relative floor: L Lᵀ + eps I fails float32 Cholesky for most draws."""
     raw = 3 * torch.randn(50, 64, 64, generator=torch.Generator().manual_seed(3))
-    factor = torch.tril(raw, -1) + torch.diag_embed(torch.nn.functional.softplus(
-        raw.diagonal(dim1=-2, dim2=-1)))
+    factor = torch.tril(raw, -1) + torch.diag_embed(
+        torch.nn.functional.softplus(raw.diagonal(dim1=-2, dim2=-1))
+    )
     textbook = factor @ factor.mT + 1e-6 * torch.eye(64)
     failures = int((torch.linalg.cholesky_ex(textbook).info != 0).sum())
-    assert failures >= 25  # measured: about 40 of 50
+    assert failures >= 30  # measured: 42 of 50
     assert _factorizable(PD.apply(raw))
 
 
@@ -84,7 +88,8 @@ def test_project_clips_the_spectrum():
     v = torch.diag(torch.tensor([-2.0, 0.5, 3.0], dtype=torch.float64))
     p = PD.project(v)
     eig = torch.linalg.eigvalsh(p)
-    assert eig[0] > 0 and PD.contains(p)
+    assert eig[0] > 0
+    assert PD.contains(p)
     torch.testing.assert_close(eig[1:], torch.tensor([0.5, 3.0], dtype=torch.float64))
     # the projection of a non-symmetric matrix starts from its symmetric part
     a = torch.tensor([[2.0, 1.0], [-1.0, 2.0]], dtype=torch.float64)
@@ -105,8 +110,16 @@ def test_nan_propagates_and_is_not_contained():
     assert not PD.contains(a)
 
 
-@pytest.mark.parametrize("kwargs", [{"floor": 0.0}, {"floor": -1.0}, {"relative_floor": -1e-3},
-                                    {"floor": float("inf")}, {"floor": "1"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"floor": 0.0},
+        {"floor": -1.0},
+        {"relative_floor": -1e-3},
+        {"floor": float("inf")},
+        {"floor": "1"},
+    ],
+)
 def test_bad_hyperparameters(kwargs):
     with pytest.raises(ValueError, match="PositiveDefinite: .*floor must be"):
         fs.PositiveDefinite(**kwargs)

@@ -33,7 +33,8 @@ def test_both_determinants_are_reached_and_inverted():
     raw = torch.randn(200, 5, 5, generator=gen, dtype=torch.float64)
     det = torch.linalg.det(Q.apply(raw))
     torch.testing.assert_close(det.abs(), torch.ones(200, dtype=torch.float64))
-    assert (det < 0).any() and (det > 0).any()
+    assert (det < 0).any()
+    assert (det > 0).any()
     torch.testing.assert_close(torch.sign(det), torch.where(raw[:, 0, 0] < 0, -1.0, 1.0).double())
     members = Q.apply(raw)
     torch.testing.assert_close(Q.apply(Q.inverse(members)), members)
@@ -42,8 +43,9 @@ def test_both_determinants_are_reached_and_inverted():
 def test_haar_init_trace_statistics():
     """For Haar Q on O(n), E[tr Q] = 0 and E[tr(Q)²] = 1 (n >= 2); a biased init breaks these."""
     n, count = 6, 4000
-    q = Q.apply(Q.init((count, n, n), generator=torch.Generator().manual_seed(2),
-                       dtype=torch.float64))
+    q = Q.apply(
+        Q.init((count, n, n), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    )
     trace = q.diagonal(dim1=-2, dim2=-1).sum(-1)
     assert abs(trace.mean().item()) < 5 / math.sqrt(count)
     assert abs(trace.square().mean().item() - 1.0) < 0.15

@@ -37,10 +37,15 @@ def test_nested_and_flat_specs_agree():
 
 
 def test_glob_patterns_deeper_and_exact_keys_win():
-    raw = {"enc.0.weight": torch.ones(2, 2), "enc.1.weight": torch.ones(2, 2),
-           "head.weight": torch.ones(2, 2), "enc.0.bias": torch.ones(2)}
-    s = fs.structure({"*.weight": fs.Diagonal(), "enc.1.weight": fs.UpperTriangular(),
-                      "head.weight": None})
+    raw = {
+        "enc.0.weight": torch.ones(2, 2),
+        "enc.1.weight": torch.ones(2, 2),
+        "head.weight": torch.ones(2, 2),
+        "enc.0.bias": torch.ones(2),
+    }
+    s = fs.structure(
+        {"*.weight": fs.Diagonal(), "enc.1.weight": fs.UpperTriangular(), "head.weight": None}
+    )
     out = s.apply(raw)
     assert torch.equal(out["enc.0.weight"], torch.eye(2))
     assert torch.equal(out["enc.1.weight"], torch.triu(torch.ones(2, 2)))
@@ -56,7 +61,8 @@ def test_structure_on_a_container_applies_to_each_leaf():
 
 def test_a_leaf_structure_applies_to_every_leaf():
     out = fs.structure(fs.UpperTriangular()).apply([torch.ones(2, 2), (torch.ones(3, 3),)])
-    assert isinstance(out, list) and isinstance(out[1], tuple)
+    assert isinstance(out, list)
+    assert isinstance(out[1], tuple)
     assert torch.equal(out[1][0], torch.triu(torch.ones(3, 3)))
     assert torch.equal(fs.structure(fs.Diagonal()).apply(torch.ones(2, 2)), torch.eye(2))
 
@@ -75,8 +81,11 @@ def test_conflicting_patterns_are_an_error():
 
 def test_leaf_errors_name_the_path():
     s = fs.structure({"0.weight": fs.Orthogonal()})
-    with pytest.raises(ValueError, match=r"fs.structure: leaf '0.weight': Orthogonal\(method="
-                       r"'cayley'\)\.apply: raw needs a square matrix .* got shape \(3, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"fs.structure: leaf '0.weight': Orthogonal\(method="
+        r"'cayley'\)\.apply: raw needs a square matrix .* got shape \(3, 5\)",
+    ):
         s.apply({"0.weight": torch.ones(3, 5)})
     with pytest.raises(TypeError, match=r"leaf 'w': Diagonal\(\) needs a tensor, got NoneType"):
         fs.structure({"w": fs.Diagonal()}).apply({"w": None})
@@ -93,7 +102,8 @@ def test_init_shapes_dtypes_batch_and_passthrough_copies():
     params = dict(model.named_parameters())
     s = fs.structure({"*.weight": fs.Orthogonal()})
     raw = s.init(params, batch_shape=(5,), generator=torch.Generator().manual_seed(0))
-    assert raw["0.weight"].shape == (5, 4, 4) and raw["0.weight"].dtype == torch.float64
+    assert raw["0.weight"].shape == (5, 4, 4)
+    assert raw["0.weight"].dtype == torch.float64
     assert not raw["0.weight"].requires_grad
     assert torch.equal(raw["0.bias"], params["0.bias"].detach().expand(5, 4))
     assert raw["0.bias"].data_ptr() != params["0.bias"].data_ptr()
@@ -103,11 +113,17 @@ def test_init_shapes_dtypes_batch_and_passthrough_copies():
 
 def test_contains_project_inverse_over_trees():
     s = fs.structure({"w": fs.PositiveDefinite(), "u": fs.UpperTriangular()})
-    value = {"w": torch.randn(3, 3, 3, dtype=torch.float64), "u": torch.randn(3, 3),
-             "b": torch.randn(3)}
+    value = {
+        "w": torch.randn(3, 3, 3, dtype=torch.float64),
+        "u": torch.randn(3, 3),
+        "b": torch.randn(3),
+    }
     projected = s.project(value)
     inside = s.contains(projected)
-    assert inside["w"].shape == (3,) and inside["w"].all() and inside["u"] and inside["b"]
+    assert inside["w"].shape == (3,)
+    assert inside["w"].all()
+    assert inside["u"]
+    assert inside["b"]
     assert not s.contains(value)["u"]
     back = s.apply(s.inverse(projected))
     torch.testing.assert_close(back["w"], projected["w"])
@@ -142,7 +158,8 @@ def test_compile_fullgraph_of_tree_apply():
 def test_trees_compare_hash_pickle_and_repr():
     a = fs.structure({"*.weight": fs.Orthogonal(), "0.bias": None})
     b = fs.structure({"*.weight": fs.Orthogonal(), "0.bias": None})
-    assert a == b and hash(a) == hash(b)
+    assert a == b
+    assert hash(a) == hash(b)
     assert pickle.loads(pickle.dumps(a)) == a
     assert copy.deepcopy(a) == a
     assert fs.structure(a) is a

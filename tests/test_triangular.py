@@ -43,7 +43,7 @@ def test_gradient_is_zero_exactly_on_masked_entries():
 def test_init_is_a_member_with_linear_layer_scale():
     raw = fs.LowerTriangular().init((2000, 8, 8), generator=torch.Generator().manual_seed(0))
     assert torch.equal(raw, torch.tril(raw))
-    assert abs(raw[:, 4, 0].std().item() - 8 ** -0.5) < 0.02
+    assert abs(raw[:, 4, 0].std().item() - 8**-0.5) < 0.02
 
 
 @pytest.mark.parametrize("bad", [1.5, "0", True, None])
