@@ -1,0 +1,181 @@
+"""The law checker can fail: each law catches a structure broken in its own way.
+
+Every broken structure below differs from a correct one in a single method, and the test
+asserts that the law meant to catch it does, with a message naming the law.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+import functional_struct as fs
+from functional_struct import testing
+from functional_struct._structure import eye_like
+
+
+@dataclasses.dataclass(frozen=True)
+class NearlyOrthogonal(fs.Orthogonal):
+    """Off by 1% in scale: orthogonal to the eye, not to float precision."""
+
+    def _apply(self, raw):
+        return 1.01 * super()._apply(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransposingInverse(fs.UpperTriangular):
+    def _inverse(self, value):
+        return value.mT.clone()
+
+
+@dataclasses.dataclass(frozen=True)
+class DoublingProjection(fs.UpperTriangular):
+    """Lands in the set, but is not idempotent and moves members."""
+
+    def _project(self, value):
+        return 2 * torch.triu(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormalized(fs.UpperTriangular):
+    """Normalizes by the largest entry of the *whole batch*: members, but batch-dependent."""
+
+    def _apply(self, raw):
+        return torch.triu(raw) / (1 + raw.abs().amax())
+
+
+@dataclasses.dataclass(frozen=True)
+class SolveCayley(fs.Orthogonal):
+    """The Cayley map written with linalg.solve, which vmap(jacfwd) gets wrong in torch 2.13."""
+
+    def _apply(self, raw):
+        lower = torch.tril(raw, -1)
+        eye = eye_like(raw)
+        return torch.linalg.solve(eye - lower + lower.mT, eye + lower - lower.mT)
+
+
+@dataclasses.dataclass(frozen=True)
+class WrongBackward(fs.Diagonal):
+    """A custom autograd function whose backward is off by a factor of two."""
+
+    def _apply(self, raw):
+        return _Doubled.apply(torch.triu(torch.tril(raw)))
+
+
+class _Doubled(torch.autograd.Function):
+    @staticmethod
+    def forward(x):
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g
+
+    @staticmethod
+    def jvp(ctx, t):
+        return t
+
+    @staticmethod
+    def vmap(info, in_dims, x):
+        return x.clone(), in_dims[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSync(fs.UpperTriangular):
+    """Branches on a tensor value in Python: breaks torch.compile(fullgraph=True)."""
+
+    def _apply(self, raw):
+        if raw.sum().item() > 1e30:
+            return raw
+        return torch.triu(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class InPlace(fs.UpperTriangular):
+    def _apply(self, raw):
+        return raw.triu_()
+
+
+@dataclasses.dataclass(frozen=True)
+class Unchecked(fs.UpperTriangular):
+    """Skips the shape checks, so bad input meets a deep torch error."""
+
+    def apply(self, raw):
+        return self._apply(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangesDtype(fs.UpperTriangular):
+    def _project(self, value):
+        return torch.triu(value).double()
+
+
+CASES = [
+    pytest.param(NearlyOrthogonal(), "membership", (3, 3), id="membership"),
+    pytest.param(TransposingInverse(), "inverse", (3, 3), id="inverse"),
+    pytest.param(DoublingProjection(), "projection", (3, 3), id="projection"),
+    pytest.param(BatchNormalized(), "batching", (3, 3), id="batching"),
+    pytest.param(SolveCayley(), "derivatives", (3, 3), id="derivatives-solve-cayley"),
+    pytest.param(WrongBackward(), "derivatives", (3, 3), id="derivatives-wrong-backward"),
+    pytest.param(HostSync(), "compile", (3, 3), id="compile"),
+    pytest.param(InPlace(), "purity", (3, 3), id="purity-in-place"),
+    pytest.param(ChangesDtype(), "purity", (3, 3), id="purity-dtype"),
+    pytest.param(Unchecked(), "bad_input", (3, 3), id="bad_input"),
+]
+
+
+@pytest.mark.parametrize(("broken", "law", "shape"), CASES)
+def test_each_law_catches_its_breakage(broken, law, shape):
+    with pytest.raises(testing.LawError, match=f"law '{law}' broke for {type(broken).__name__}"):
+        testing.check_laws(broken, shape, laws=[law])
+
+
+@pytest.mark.parametrize(("broken", "law", "shape"), CASES)
+def test_the_correct_parent_passes_the_same_law(broken, law, shape):
+    parent = type(broken).__mro__[1]()
+    testing.check_laws(parent, shape, laws=[law])
+
+
+def test_messages_say_by_how_much_and_on_what():
+    with pytest.raises(testing.LawError) as info:
+        testing.check_inverse(TransposingInverse(), torch.triu(torch.ones(3, 3)))
+    message = str(info.value)
+    assert "apply(inverse(v)) vs v: relative error" in message
+    assert "input: shape (3, 3) float32" in message
+
+
+def test_solve_cayley_is_right_without_vmap():
+    """The breakage is torch's vmap(jacfwd(solve)) alone: the map itself is orthogonal."""
+    testing.check_laws(SolveCayley(), (3, 3), laws=["membership", "projection"])
+
+
+def test_unknown_law_is_rejected():
+    with pytest.raises(ValueError, match="unknown laws"):
+        testing.check_laws(fs.Diagonal(), (2, 2), laws=["membership", "vibes"])
+
+
+def test_works_without_pytest_as_a_plain_assertion():
+    try:
+        testing.check_laws(NearlyOrthogonal(), (2, 2), laws=["membership"])
+    except AssertionError as error:
+        assert "law 'membership'" in str(error)
+    else:
+        raise AssertionError("the broken structure passed")
+
+
+@settings(max_examples=5)
+@given(entry=testing.catalog(), data=__import__("hypothesis").strategies.data())
+def test_strategies_draw_shapes_members_and_raw(entry, data):
+    shape = data.draw(testing.shapes(entry.structure, max_side=4))
+    if entry.structure.square:
+        assert shape[-1] == shape[-2]
+    member = data.draw(testing.members(entry.structure, shape))
+    assert member.shape == shape
+    assert entry.structure.contains(member).all()
+    raw = data.draw(testing.raw_tensors(entry.structure, shape, max_magnitude=10.0))
+    assert raw.shape == shape
