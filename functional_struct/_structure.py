@@ -95,7 +95,7 @@ class AbstractStructure(abc.ABC):
         Returns:
           A tensor of the structured shape, with the dtype and device of ``raw``.
         """
-        self._check_value(raw, "apply", "raw")
+        self._check_value(raw, "apply", "raw", raw=True)
         return self._apply(raw)
 
     def inverse(self, value: Tensor) -> Tensor:
@@ -128,8 +128,7 @@ class AbstractStructure(abc.ABC):
         """
         self._check_value(value, "contains", "value")
         atol, rtol = default_tolerances(value.dtype, atol, rtol)
-        finite = torch.isfinite(value).flatten(value.dim() - self.core_ndim).all(-1)
-        return self._contains(value, atol, rtol) & finite
+        return self._contains(value, atol, rtol) & self._all_core(torch.isfinite(value))
 
     def project(self, value: Tensor) -> Tensor:
         """The nearest member of the set in the Frobenius norm; members are fixed points.
@@ -198,6 +197,29 @@ class AbstractStructure(abc.ABC):
             return "needs a square matrix in its last two dims"
         return None
 
+    @property
+    def raw_core_ndim(self) -> int:
+        """How many trailing dims of a raw tensor belong to the structure (1 for packed forms)."""
+        return self.core_ndim
+
+    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
+        """Like ``_check_core_shape``, for the trailing ``raw_core_ndim`` dims of a raw tensor."""
+        return self._check_core_shape(core)
+
+    def _all_core(self, mask: Tensor) -> Tensor:
+        """Reduce a bool tensor of the structured shape to the batch shape with ``all``."""
+        if self.core_ndim == 0:
+            return mask
+        return mask.flatten(mask.dim() - self.core_ndim).all(-1)
+
+    def _init_like(
+        self, like: Tensor, batch_shape: tuple[int, ...], generator: torch.Generator | None
+    ) -> Tensor:
+        """The raw a structure tree's ``init`` puts where ``like`` stands: a fresh ``init``."""
+        return self.init(
+            (*batch_shape, *like.shape), generator=generator, dtype=like.dtype, device=like.device
+        )
+
     # ------------------------------------------------------------------------------- checks
     def _fail(self, method: str, what: str, cls: type[Exception] = ValueError) -> Exception:
         return cls(f"{self!r}.{method}: {what}")
@@ -212,8 +234,8 @@ class AbstractStructure(abc.ABC):
                 TypeError,
             )
 
-    def _check_shape(self, shape: torch.Size, method: str, name: str) -> None:
-        n = self.core_ndim
+    def _check_shape(self, shape: torch.Size, method: str, name: str, raw: bool = False) -> None:
+        n = self.raw_core_ndim if raw else self.core_ndim
         kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
         if len(shape) < n:
             raise self._fail(
@@ -221,17 +243,18 @@ class AbstractStructure(abc.ABC):
                 f"{name} needs {kind} in its last {n} dim{'s' if n > 1 else ''}, "
                 f"got shape {tuple(shape)}.",
             )
-        problem = self._check_core_shape(tuple(shape[len(shape) - n :]))
+        core = tuple(shape[len(shape) - n :])
+        problem = self._check_raw_core_shape(core) if raw else self._check_core_shape(core)
         if problem is not None:
             raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.")
 
-    def _check_value(self, x: Any, method: str, name: str) -> None:
+    def _check_value(self, x: Any, method: str, name: str, raw: bool = False) -> None:
         if not isinstance(x, Tensor):
             raise self._fail(
                 method, f"{name} must be a torch.Tensor, got {type(x).__name__}.", TypeError
             )
         self._check_dtype(x.dtype, method)
-        self._check_shape(x.shape, method, name)
+        self._check_shape(x.shape, method, name, raw)
 
 
 def eye_like(x: Tensor) -> Tensor:

@@ -275,7 +275,7 @@ class StructureTree:
         batch = tuple(batch_shape)
 
         def draw(s: AbstractStructure, x: Tensor) -> Tensor:
-            return s.init((*batch, *x.shape), generator=generator, dtype=x.dtype, device=x.device)
+            return s._init_like(x, batch, generator)
 
         def copy(x: Any) -> Any:
             if not isinstance(x, Tensor):
