@@ -6,25 +6,57 @@ pytree. Everything is a pure function of tensors, so it composes with ``function
 ``grad``, ``vmap``, ``jacfwd`` and ``torch.compile``.
 """
 
+from ._combinators import Chain as Chain
+from ._combinators import Frozen as Frozen
 from ._definite import PositiveDefinite as PositiveDefinite
+from ._elementwise import Bounded as Bounded
+from ._elementwise import Positive as Positive
+from ._linear import AbstractLinear as AbstractLinear
+from ._normalized import DoublyStochastic as DoublyStochastic
+from ._normalized import Simplex as Simplex
+from ._normalized import UnitNorm as UnitNorm
 from ._orthogonal import Orthogonal as Orthogonal
 from ._structure import AbstractStructure as AbstractStructure
 from ._structure import default_tolerances as default_tolerances
+from ._subspaces import Circulant as Circulant
+from ._subspaces import Hankel as Hankel
+from ._subspaces import SkewSymmetric as SkewSymmetric
+from ._subspaces import Symmetric as Symmetric
+from ._subspaces import Toeplitz as Toeplitz
 from ._tree import StructureTree as StructureTree
 from ._tree import structure as structure
+from ._triangular import Banded as Banded
+from ._triangular import BlockDiagonal as BlockDiagonal
 from ._triangular import Diagonal as Diagonal
 from ._triangular import LowerTriangular as LowerTriangular
+from ._triangular import Masked as Masked
 from ._triangular import UpperTriangular as UpperTriangular
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractLinear",
     "AbstractStructure",
+    "Banded",
+    "BlockDiagonal",
+    "Bounded",
+    "Chain",
+    "Circulant",
     "Diagonal",
+    "DoublyStochastic",
+    "Frozen",
+    "Hankel",
     "LowerTriangular",
+    "Masked",
     "Orthogonal",
+    "Positive",
     "PositiveDefinite",
+    "Simplex",
+    "SkewSymmetric",
     "StructureTree",
+    "Symmetric",
+    "Toeplitz",
+    "UnitNorm",
     "UpperTriangular",
     "default_tolerances",
     "structure",

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 
+from ._combinators import Chain, Frozen
 from ._definite import PositiveDefinite
+from ._elementwise import Bounded, Positive
+from ._normalized import DoublyStochastic, Simplex, UnitNorm
 from ._orthogonal import Orthogonal
 from ._structure import AbstractStructure
-from ._triangular import Diagonal, LowerTriangular, UpperTriangular
+from ._subspaces import Circulant, Hankel, SkewSymmetric, Symmetric, Toeplitz
+from ._triangular import (
+    Banded,
+    BlockDiagonal,
+    Diagonal,
+    LowerTriangular,
+    Masked,
+    UpperTriangular,
+)
 
 __all__ = ["CATALOG", "CatalogEntry"]
 
@@ -22,14 +33,21 @@ class CatalogEntry:
 
     Attributes:
       structure: the structure, with its options.
-      core_shapes: structured core shapes to test (the trailing dims).
+      core_shapes: structured core shapes to test (the trailing dims; for elementwise
+        structures, whose core is empty, these are batch shapes).
       max_magnitude: the largest raw entry for which law 1 (membership) is promised in
         float32; float64 is promised at least as far.
+      differentiable: False for structures that block gradients on purpose (``Frozen``),
+        which law 4 would otherwise flag.
+      tolerance: for structures whose members are approximate by design (Sinkhorn), the
+        relative error laws 2 allow for round trips and projections; None for the default.
     """
 
     structure: AbstractStructure
     core_shapes: tuple[tuple[int, ...], ...] = ((4, 4), (3, 5), (5, 3))
     max_magnitude: float = 1e4
+    differentiable: bool = True
+    tolerance: float | None = None
 
     @property
     def id(self) -> str:
@@ -38,13 +56,46 @@ class CatalogEntry:
 
 
 _SQUARE = ((1, 1), (3, 3), (5, 5))
+_VECTORS = ((3,), (2, 4))
+_ELEMENTS = ((3,), (2, 3))
 
 CATALOG: tuple[CatalogEntry, ...] = (
+    # masks
     CatalogEntry(UpperTriangular()),
     CatalogEntry(UpperTriangular(diagonal=1)),
+    CatalogEntry(UpperTriangular(packed=True), _SQUARE),
     CatalogEntry(LowerTriangular()),
-    CatalogEntry(LowerTriangular(diagonal=-1)),
+    CatalogEntry(LowerTriangular(diagonal=-1, packed=True), _SQUARE),
     CatalogEntry(Diagonal()),
+    CatalogEntry(Diagonal(packed=True), _SQUARE),
+    CatalogEntry(Banded(1, 1)),
+    CatalogEntry(Banded(0, 2, packed=True), _SQUARE),
+    CatalogEntry(BlockDiagonal((1, 2)), ((3, 3),)),
+    CatalogEntry(Masked(((True, False, True), (False, True, True))), ((2, 3),)),
+    # linear subspaces
+    CatalogEntry(Symmetric(), _SQUARE),
+    CatalogEntry(Symmetric(packed=True), _SQUARE),
+    CatalogEntry(SkewSymmetric(), _SQUARE),
+    CatalogEntry(SkewSymmetric(packed=True), _SQUARE),
+    CatalogEntry(Toeplitz()),
+    CatalogEntry(Toeplitz(packed=True), _SQUARE),
+    CatalogEntry(Hankel()),
+    CatalogEntry(Hankel(packed=True), _SQUARE),
+    CatalogEntry(Circulant(), _SQUARE),
+    CatalogEntry(Circulant(packed=True), _SQUARE),
+    # elementwise and vector sets
+    CatalogEntry(Positive(), _ELEMENTS),
+    CatalogEntry(Positive(min=1.0), _ELEMENTS),
+    CatalogEntry(Bounded(-1.0, 2.0), _ELEMENTS),
+    CatalogEntry(Simplex(), _VECTORS),
+    CatalogEntry(Simplex(dim=-2), ((3, 4),)),
+    CatalogEntry(UnitNorm(), _VECTORS),
+    CatalogEntry(UnitNorm(dim=-2), ((3, 4),)),
+    CatalogEntry(DoublyStochastic(), ((1, 1), (3, 3), (4, 4)), max_magnitude=1.0, tolerance=1e-3),
+    # matrix manifolds
     CatalogEntry(PositiveDefinite(), _SQUARE),
     CatalogEntry(Orthogonal(), _SQUARE, max_magnitude=100.0),
+    # combinators
+    CatalogEntry(Chain(Positive(), Diagonal())),
+    CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),
 )

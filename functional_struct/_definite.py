@@ -9,14 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._elementwise import inverse_softplus
 from ._structure import LINALG_DTYPES, AbstractStructure, add_to_diagonal, close
 
 __all__ = ["PositiveDefinite"]
-
-
-def inverse_softplus(y: Tensor) -> Tensor:
-    """The stable inverse of ``softplus``: ``y + log(-expm1(-y))`` (``-inf`` at 0)."""
-    return y + torch.log(-torch.expm1(-y))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,84 +1,94 @@
-"""Mask structures: matrices with fixed zeros (triangular, diagonal).
+"""Mask structures: matrices with fixed zeros (triangular, diagonal, banded, block, any mask).
 
-Masks are linear maps: ``apply`` zeroes the entries outside the pattern, ``project`` does the
-same (the Frobenius-nearest member), and ``inverse`` is the identity on members. The zeroing uses
-``torch.triu``/``torch.tril`` directly, so no mask tensor is built or stored.
+Masks are linear: ``apply`` of a full raw matrix zeroes the entries outside the pattern (the
+orthogonal projection), ``inverse`` is the identity on members, and triangular, diagonal and
+banded masks also take ``packed=True``, a raw vector of the free entries row by row. Full forms
+zero entries with ``torch.triu``/``torch.tril`` where they can, so no mask tensor is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._structure import AbstractStructure, close
+from ._linear import AbstractLinear, Pattern, band_pattern, band_size
 
-__all__ = ["Diagonal", "LowerTriangular", "UpperTriangular"]
-
-
-class _AbstractMask(AbstractStructure):
-    """A linear structure whose members are the fixed points of an entry-zeroing ``_apply``."""
-
-    def _inverse(self, value: Tensor) -> Tensor:
-        # apply is idempotent, so a member is its own raw.
-        return value.clone()
-
-    def _project(self, value: Tensor) -> Tensor:
-        return self._apply(value)
-
-    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
-        # Entries outside the pattern must be (nearly) zero; those inside are free.
-        return close(value, self._apply(value), atol, rtol)
-
-    def _init(self, shape, generator, dtype, device) -> Tensor:
-        # Variance 1 / columns, as a linear layer's weight; entries outside the pattern are zero.
-        scale = 1.0 / math.sqrt(max(shape[-1], 1))
-        raw = torch.randn(shape, generator=generator, dtype=dtype, device=device) * scale
-        return self._apply(raw)
+__all__ = [
+    "Banded",
+    "BlockDiagonal",
+    "Diagonal",
+    "LowerTriangular",
+    "Masked",
+    "UpperTriangular",
+]
 
 
-def _check_offset(structure: AbstractStructure, diagonal: object) -> None:
-    if isinstance(diagonal, bool) or not isinstance(diagonal, int):
-        raise TypeError(
-            f"{type(structure).__name__}: diagonal must be an int (the torch.triu/torch.tril "
-            f"offset), got {diagonal!r}."
-        )
+def _check_int(structure: object, name: str, value: object, minimum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{type(structure).__name__}: {name} must be an int, got {value!r}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{type(structure).__name__}: {name} must be >= {minimum}, got {value!r}.")
+
+
+class _AbstractBand(AbstractLinear):
+    """The entries with ``lo <= j - i <= hi`` (``lo``/``hi`` may be infinite)."""
+
+    def _band(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _size(self, n: int) -> int:
+        return band_size(n, *self._band())
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        lo, hi = self._band()
+        return band_pattern(n, lo, hi, self._size(n), device)
 
 
 @dataclasses.dataclass(frozen=True)
-class UpperTriangular(_AbstractMask):
+class UpperTriangular(_AbstractBand):
     """Matrices that are zero below the ``diagonal``-th diagonal (rectangular allowed).
 
     Args:
       diagonal: which diagonal to keep, as in ``torch.triu``: 0 keeps the main diagonal,
         1 makes the matrix strictly upper-triangular, -1 keeps one sub-diagonal as well.
+      packed: raw is the vector of the free entries, row by row (``n(n+1)/2`` of them for
+        ``diagonal=0``); square matrices only.
 
     Example:
       >>> fs.UpperTriangular().apply(torch.ones(2, 2))
       tensor([[1., 1.],
               [0., 1.]])
-      >>> bool(fs.UpperTriangular(diagonal=1).contains(torch.eye(2)))
-      False
+      >>> fs.UpperTriangular(packed=True).apply(torch.tensor([1.0, 2.0, 3.0]))
+      tensor([[1., 2.],
+              [0., 3.]])
     """
 
     diagonal: int = 0
+    packed: bool = False
+    _size_formula = "n(n+1)/2 for diagonal=0"
 
     def __post_init__(self) -> None:
-        _check_offset(self, self.diagonal)
+        _check_int(self, "diagonal", self.diagonal)
 
-    def _apply(self, raw: Tensor) -> Tensor:
-        return torch.triu(raw, self.diagonal)
+    def _band(self) -> tuple[float, float]:
+        return self.diagonal, math.inf
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        return torch.triu(value, self.diagonal)
 
 
 @dataclasses.dataclass(frozen=True)
-class LowerTriangular(_AbstractMask):
+class LowerTriangular(_AbstractBand):
     """Matrices that are zero above the ``diagonal``-th diagonal (rectangular allowed).
 
     Args:
       diagonal: which diagonal to keep, as in ``torch.tril``: 0 keeps the main diagonal,
         -1 makes the matrix strictly lower-triangular, 1 keeps one super-diagonal as well.
+      packed: raw is the vector of the free entries, row by row; square matrices only.
 
     Example:
       >>> fs.LowerTriangular().apply(torch.ones(2, 3))
@@ -87,19 +97,25 @@ class LowerTriangular(_AbstractMask):
     """
 
     diagonal: int = 0
+    packed: bool = False
+    _size_formula = "n(n+1)/2 for diagonal=0"
 
     def __post_init__(self) -> None:
-        _check_offset(self, self.diagonal)
+        _check_int(self, "diagonal", self.diagonal)
 
-    def _apply(self, raw: Tensor) -> Tensor:
-        return torch.tril(raw, self.diagonal)
+    def _band(self) -> tuple[float, float]:
+        return -math.inf, self.diagonal
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        return torch.tril(value, self.diagonal)
 
 
 @dataclasses.dataclass(frozen=True)
-class Diagonal(_AbstractMask):
+class Diagonal(_AbstractBand):
     """Matrices that are zero off the main diagonal (rectangular allowed).
 
-    ``init`` draws the diagonal from a standard normal.
+    Args:
+      packed: raw is the vector of the ``n`` diagonal entries; square matrices only.
 
     Example:
       >>> fs.Diagonal().apply(torch.arange(1.0, 5.0).reshape(2, 2))
@@ -107,9 +123,145 @@ class Diagonal(_AbstractMask):
               [0., 4.]])
     """
 
-    def _apply(self, raw: Tensor) -> Tensor:
-        # tril then triu keeps exactly the main diagonal, for any rectangle, with no mask tensor.
-        return torch.triu(torch.tril(raw))
+    packed: bool = False
+    _size_formula = "n"
 
-    def _init(self, shape, generator, dtype, device) -> Tensor:
-        return self._apply(torch.randn(shape, generator=generator, dtype=dtype, device=device))
+    def _band(self) -> tuple[float, float]:
+        return 0, 0
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        # tril then triu keeps exactly the main diagonal, for any rectangle, with no mask tensor.
+        return torch.triu(torch.tril(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class Banded(_AbstractBand):
+    """Matrices that are zero outside ``lower`` sub-diagonals and ``upper`` super-diagonals.
+
+    ``Banded(1, 1)`` is tridiagonal, ``Banded(0, 0)`` diagonal. Rectangular allowed.
+
+    Args:
+      lower: how many diagonals below the main one are free, >= 0.
+      upper: how many diagonals above the main one are free, >= 0.
+      packed: raw is the vector of the free entries, row by row; square matrices only.
+
+    Example:
+      >>> fs.Banded(1, 0).apply(torch.ones(3, 3))
+      tensor([[1., 0., 0.],
+              [1., 1., 0.],
+              [0., 1., 1.]])
+    """
+
+    lower: int
+    upper: int
+    packed: bool = False
+    _size_formula = "n(lower+upper+1) - lower(lower+1)/2 - upper(upper+1)/2 for n > both"
+
+    def __post_init__(self) -> None:
+        _check_int(self, "lower", self.lower, 0)
+        _check_int(self, "upper", self.upper, 0)
+
+    def _band(self) -> tuple[float, float]:
+        return -self.lower, self.upper
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        return torch.triu(torch.tril(value, self.upper), -self.lower)
+
+
+class _AbstractFixedMask(AbstractLinear):
+    """A mask of one fixed shape, given by a 0/1 matrix; no packed form."""
+
+    packed: ClassVar[bool] = False
+
+    def _mask(self, device: torch.device) -> Tensor:
+        raise NotImplementedError
+
+    def _mask_shape(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        if core != self._mask_shape():
+            return f"needs a matrix of shape {self._mask_shape()} in its last two dims"
+        return None
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        return value * self._mask(value.device).to(value.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockDiagonal(_AbstractFixedMask):
+    """Square block-diagonal matrices with diagonal blocks of the given sizes.
+
+    Args:
+      sizes: the side of each diagonal block; the matrix is ``sum(sizes)`` square.
+
+    Example:
+      >>> fs.BlockDiagonal((1, 2)).apply(torch.ones(3, 3))
+      tensor([[1., 0., 0.],
+              [0., 1., 1.],
+              [0., 1., 1.]])
+    """
+
+    sizes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sizes, (tuple, list)) or not self.sizes:
+            raise TypeError(
+                f"BlockDiagonal: sizes must be a non-empty tuple of ints, got {self.sizes!r}."
+            )
+        object.__setattr__(self, "sizes", tuple(self.sizes))
+        for size in self.sizes:
+            _check_int(self, "each block size", size, 1)
+
+    def _mask_shape(self) -> tuple[int, int]:
+        n = sum(self.sizes)
+        return n, n
+
+    def _mask(self, device: torch.device) -> Tensor:
+        sizes = torch.tensor(self.sizes, device=device)
+        block = torch.repeat_interleave(torch.arange(len(self.sizes), device=device), sizes)
+        return block.unsqueeze(-1) == block
+
+
+@dataclasses.dataclass(frozen=True)
+class Masked(_AbstractFixedMask):
+    """Matrices that are zero wherever a fixed boolean ``mask`` is False (any sparsity pattern).
+
+    Args:
+      mask: a 2-D bool tensor or nested lists of bools; stored as a tuple of tuples so that the
+        structure stays a hashable value. Its shape is the only shape accepted.
+
+    Example:
+      >>> fs.Masked([[True, False], [True, True]]).apply(torch.ones(2, 2))
+      tensor([[1., 0.],
+              [1., 1.]])
+    """
+
+    mask: tuple[tuple[bool, ...], ...]
+
+    def __post_init__(self) -> None:
+        mask = self.mask
+        if isinstance(mask, Tensor):
+            if mask.dtype != torch.bool or mask.dim() != 2:
+                raise TypeError(
+                    f"Masked: mask must be a 2-D bool tensor or nested lists of bools, got a "
+                    f"{mask.dim()}-D {mask.dtype} tensor."
+                )
+            mask = mask.tolist()
+        rows = [tuple(row) for row in mask] if isinstance(mask, (list, tuple)) else None
+        if (
+            not rows
+            or any(len(row) != len(rows[0]) or not row for row in rows)
+            or any(not isinstance(x, bool) for row in rows for x in row)
+        ):
+            raise TypeError(
+                "Masked: mask must be a non-empty rectangular 2-D bool tensor or nested lists of "
+                f"bools, got {self.mask!r}."
+            )
+        object.__setattr__(self, "mask", tuple(rows))
+
+    def _mask_shape(self) -> tuple[int, int]:
+        return len(self.mask), len(self.mask[0])
+
+    def _mask(self, device: torch.device) -> Tensor:
+        return torch.tensor(self.mask, dtype=torch.bool, device=device)

@@ -45,6 +45,7 @@ __all__ = [
     "members",
     "raw_tensors",
     "shapes",
+    "tensors",
 ]
 
 LAWS = (
@@ -299,6 +300,8 @@ def check_derivatives(structure: AbstractStructure, raw: Any, *, tol: float = _F
         out = fn(vector)
         return (weights * out).sum() + 0.5 * (weights * out * out).sum()
 
+    if vectors.shape[-1] == 0:
+        return  # nothing to differentiate (an empty packed raw)
     for i, vector in enumerate(vectors.unbind(0)):
         # Finite-difference Jacobian, column by column (inputs here are small).
         eye = torch.eye(vector.numel(), dtype=torch.float64)
@@ -498,9 +501,10 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
       shape: a valid structured shape (without batch dims).
     """
     name = re.escape(type(structure).__name__)
-    too_few = torch.zeros(tuple(shape)[1:])
+    too_few = torch.zeros((2,) * (structure.core_ndim - 1))
+    too_few_raw = torch.zeros((2,) * (structure.raw_core_ndim - 1))
+    tree = _structure_tree({"layer.weight": structure})
     cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
-        ("too few dims", lambda: structure.apply(too_few), ValueError, [name, r"got shape"]),
         (
             "integer tensor",
             lambda: structure.apply(torch.zeros(shape, dtype=torch.int64)),
@@ -520,20 +524,30 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
             [name, "complex64"],
         ),
         ("not a tensor", lambda: structure.inverse([[0.0]]), TypeError, [name, "list"]),
-        ("init shape", lambda: structure.init(too_few.shape), ValueError, [name, "got shape"]),
         (
-            "tree path",
-            lambda: _structure_tree({"layer.weight": structure}).apply({"layer.weight": too_few}),
-            ValueError,
-            [name, "'layer.weight'", "got shape"],
+            "tree path, dtype",
+            lambda: tree.apply({"layer.weight": torch.zeros(shape).long()}),
+            TypeError,
+            [name, "'layer.weight'", "int64"],
         ),
     ]
+    if structure.core_ndim > 0 and structure.raw_core_ndim > 0:  # elementwise: any shape
+        cases += [
+            ("too few dims", lambda: structure.apply(too_few_raw), ValueError, [name, "got shape"]),
+            ("init shape", lambda: structure.init(too_few.shape), ValueError, [name, "got shape"]),
+            (
+                "tree path, shape",
+                lambda: tree.apply({"layer.weight": too_few_raw}),
+                ValueError,
+                [name, "'layer.weight'", "got shape"],
+            ),
+        ]
     if structure.square:
         wide = (*shape[:-1], shape[-1] + 1)
         cases.append(
             (
                 "non-square",
-                lambda: structure.apply(torch.zeros(wide)),
+                lambda: structure.project(torch.zeros(wide)),
                 ValueError,
                 [name, "square", re.escape(str(tuple(wide)))],
             )
@@ -543,6 +557,22 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
 
 
 # --------------------------------------------------------------------------------- the driver
+def _fill(x: Tensor, kind: str, magnitude: float, generator: torch.Generator) -> Tensor:
+    """A tensor shaped like ``x`` of one kind: normal, zeros, constant or rank-one."""
+    if kind == "zeros":
+        return torch.zeros_like(x)
+    if kind == "constant":
+        sign = 1 if torch.rand((), generator=generator) < 0.5 else -1
+        return torch.full_like(x, sign * magnitude)
+    if kind == "rank_one":  # an outer product; for vectors, one repeated entry
+        if x.dim() < 2:
+            return torch.full_like(x, magnitude * torch.randn((), generator=generator).item())
+        u = torch.randn(x.shape[:-1] + (1,), generator=generator, dtype=x.dtype)
+        v = torch.randn(x.shape[:-2] + (1,) + x.shape[-1:], generator=generator, dtype=x.dtype)
+        return magnitude * u * v
+    return magnitude * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+
 def _draw_raw(
     structure: AbstractStructure,
     shape: Sequence[int],
@@ -554,21 +584,7 @@ def _draw_raw(
     template = structure.init(shape, generator=generator, dtype=dtype)
     if kind == "init":
         return template
-
-    def fill(x: Tensor) -> Tensor:
-        if kind == "zeros":
-            return torch.zeros_like(x)
-        if kind == "constant":
-            return torch.full_like(
-                x, magnitude * (1 if torch.rand((), generator=generator) < 0.5 else -1)
-            )
-        if kind == "rank_one":
-            u = torch.randn(x.shape[:-1] + (1,), generator=generator, dtype=dtype)
-            v = torch.randn(x.shape[:-2] + (1,) + x.shape[-1:], generator=generator, dtype=dtype)
-            return magnitude * u * v if x.dim() >= 2 else magnitude * u.squeeze(-1)
-        return magnitude * torch.randn(x.shape, generator=generator, dtype=dtype)
-
-    return _map(fill, template)
+    return _map(lambda x: _fill(x, kind, magnitude, generator), template)
 
 
 RAW_KINDS = ("init", "normal", "zeros", "constant", "rank_one")
@@ -582,6 +598,7 @@ def check_laws(
     batch_shapes: Sequence[tuple[int, ...]] = ((), (3,), (2, 3)),
     laws: Sequence[str] = LAWS,
     max_magnitude: float = 1e3,
+    tolerance: float | None = None,
     seed: int = 0,
 ) -> None:
     """Run every law of the design on one structure, on inputs drawn from a fixed seed.
@@ -593,6 +610,7 @@ def check_laws(
       batch_shapes: leading batch shapes to try.
       laws: which laws to run (names from :data:`LAWS`).
       max_magnitude: the largest raw magnitude the structure promises membership for.
+      tolerance: relative error allowed in round trips and projections (default: by dtype).
       seed: seeds every draw.
 
     Raises:
@@ -616,10 +634,10 @@ def check_laws(
                             structure, _draw_raw(structure, full, dtype, gen, kind, magnitude)
                         )
             if "inverse" in laws:
-                check_inverse(structure, member)
-                check_inverse(structure, structure.apply(moderate))
+                check_inverse(structure, member, tol=tolerance)
+                check_inverse(structure, structure.apply(moderate), tol=tolerance)
             if "projection" in laws:
-                check_projection(structure, arbitrary, member)
+                check_projection(structure, arbitrary, member, tol=tolerance)
             if "batching" in laws and batch:
                 check_batching(structure, moderate, arbitrary)
             if "purity" in laws:
@@ -682,6 +700,39 @@ def raw_tensors(
             structure, shape, dtype, torch.Generator().manual_seed(seed), kind, magnitude
         ),
         st.sampled_from(tuple(kinds)),
+        st.sampled_from(scales),
+        st.integers(0, 2**32 - 1),
+    )
+
+
+def tensors(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float64,
+    max_magnitude: float = 10.0,
+) -> Any:
+    """A hypothesis strategy of arbitrary tensors (members or not), for ``project``/``contains``.
+
+    Draws Gaussian, zero, constant and rank-one tensors at magnitudes up to ``max_magnitude``.
+
+    Args:
+      shape: the shape, batch dims included.
+      dtype: the floating dtype.
+      max_magnitude: the largest scale.
+
+    Returns:
+      A strategy of tensors.
+    """
+    st = _st()
+    scales = sorted({m for m in (1e-3, 1.0, max_magnitude) if m <= max_magnitude})
+    return st.builds(
+        lambda kind, magnitude, seed: _fill(
+            torch.empty(tuple(shape), dtype=dtype),
+            kind,
+            magnitude,
+            torch.Generator().manual_seed(seed),
+        ),
+        st.sampled_from(("normal", "zeros", "constant", "rank_one")),
         st.sampled_from(scales),
         st.integers(0, 2**32 - 1),
     )

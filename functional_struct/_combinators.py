@@ -1,0 +1,145 @@
+"""Structures built from structures: ``Chain`` (composition) and ``Frozen`` (no training)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._structure import AbstractStructure
+
+__all__ = ["Chain", "Frozen"]
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Chain(AbstractStructure):
+    """Apply structures left to right: ``Chain(a, b).apply(raw) == b.apply(a.apply(raw))``.
+
+    The set is the image of the composition, for example ``Chain(Positive(), Diagonal())`` is
+    the diagonal matrices with positive diagonal. ``inverse`` runs the parts' inverses right to
+    left. ``contains(v)`` asks the last part and checks that ``apply(inverse(v)) ≈ v`` (exact,
+    given that every part's inverse is a right inverse). ``project(v)`` is
+    ``apply(inverse(last.project(v)))``: exact when the parts act on separate entries, as in
+    the example; otherwise a member near ``v``, not always the nearest.
+
+    Args:
+      *structures: the parts, at least one.
+
+    Example:
+      >>> c = fs.Chain(fs.Positive(), fs.Diagonal())
+      >>> c.apply(torch.tensor([[0.0, 5.0], [5.0, -100.0]]))
+      tensor([[0.6931, 0.0000],
+              [0.0000, 0.0000]])
+      >>> c.project(torch.tensor([[2.0, 1.0], [1.0, -3.0]]))
+      tensor([[2., 0.],
+              [0., 0.]])
+    """
+
+    structures: tuple[AbstractStructure, ...]
+
+    def __init__(self, *structures: AbstractStructure) -> None:
+        if not structures:
+            raise ValueError("Chain: needs at least one structure, got none.")
+        for i, part in enumerate(structures):
+            if not isinstance(part, AbstractStructure):
+                raise TypeError(
+                    f"Chain: part {i} must be a structure (such as fs.Positive()), "
+                    f"got {type(part).__name__}: {part!r}."
+                )
+        object.__setattr__(self, "structures", tuple(structures))
+
+    def __repr__(self) -> str:
+        return f"Chain({', '.join(map(repr, self.structures))})"
+
+    @property
+    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
+        return max(part.core_ndim for part in self.structures)
+
+    @property
+    def raw_core_ndim(self) -> int:  # noqa: D102 - documented on the base
+        first = self.structures[0]
+        if first.raw_core_ndim != first.core_ndim:  # packed: later parts see first's output
+            return first.raw_core_ndim
+        return max(part.core_ndim for part in self.structures)
+
+    @property
+    def dtypes(self) -> tuple[torch.dtype, ...]:  # type: ignore[override]  # noqa: D102
+        common = set.intersection(*(set(part.dtypes) for part in self.structures))
+        return tuple(d for d in self.structures[0].dtypes if d in common)
+
+    @property
+    def square(self) -> bool:  # type: ignore[override]  # noqa: D102
+        return any(part.square for part in self.structures)
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        for part in self.structures:
+            problem = part._check_core_shape(core[len(core) - part.core_ndim :])
+            if problem is not None:
+                return f"({type(part).__name__}) {problem}"
+        return None
+
+    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
+        first = self.structures[0]
+        if first.raw_core_ndim != first.core_ndim:
+            return first._check_raw_core_shape(core)
+        return self._check_core_shape(core)
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        for part in self.structures:
+            raw = part.apply(raw)
+        return raw
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        for part in reversed(self.structures):
+            value = part.inverse(value)
+        return value
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        last = self.structures[-1].contains(value, atol, rtol)
+        last = last.reshape(last.shape[: value.dim() - self.core_ndim] + (-1,)).all(-1)
+        back = self._apply(self._inverse(value))
+        ok = (back - value).abs() <= atol + rtol * value.abs()
+        return last & self._all_core(ok)
+
+    def _project(self, value: Tensor) -> Tensor:
+        return self._apply(self._inverse(self.structures[-1].project(value)))
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return self.structures[0].init(shape, generator=generator, dtype=dtype, device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen(AbstractStructure):
+    """Any tensor, with no gradient reaching the raw leaf: for parameters that must not train.
+
+    ``apply`` is ``raw.detach()``, so ``grad``, ``jacfwd`` and optimizers see a zero gradient
+    while the value passes through. In a structure tree, ``init`` copies the example tensor
+    (a frozen parameter keeps its value) instead of drawing a random one.
+
+    Example:
+      >>> g = torch.func.grad(lambda r: fs.Frozen().apply(r).sum())(torch.ones(2))
+      >>> g
+      tensor([0., 0.])
+    """
+
+    core_ndim = 0
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return raw.detach()
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        return value.clone()
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        return torch.ones_like(value, dtype=torch.bool)
+
+    def _project(self, value: Tensor) -> Tensor:
+        return value.clone()
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+    def _init_like(self, like: Tensor, batch_shape: tuple[int, ...], generator: Any) -> Tensor:
+        return like.detach().expand(*batch_shape, *like.shape).clone()

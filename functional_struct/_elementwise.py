@@ -1,0 +1,111 @@
+"""Elementwise sets: every entry on its own (positive, bounded); any shape, all dims batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._structure import AbstractStructure
+
+__all__ = ["Bounded", "Positive", "inverse_softplus"]
+
+
+def inverse_softplus(y: Tensor) -> Tensor:
+    """The stable inverse of ``softplus``: ``y + log(-expm1(-y))`` (``-inf`` at 0)."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+def _check_finite(structure: object, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(
+            f"{type(structure).__name__}: {name} must be a finite number, got {value!r}."
+        )
+
+
+class _AbstractElementwise(AbstractStructure):
+    core_ndim = 0
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class Positive(_AbstractElementwise):
+    """Entries at least ``min``: ``softplus(raw) + min`` (the closed set, ``[min, inf)``).
+
+    ``softplus`` rather than ``exp``: ``exp`` overflows in float32 above 88 and its gradient
+    explodes with it; softplus grows linearly. Very negative raw reaches ``min`` itself
+    (softplus underflows), which is why the set is closed. ``inverse`` of ``min`` gives a
+    finite raw (about -87 in float32) whose image is ``min`` to float precision.
+
+    Args:
+      min: the lower bound, a finite number.
+
+    Example:
+      >>> fs.Positive().apply(torch.tensor([-100.0, 0.0, 100.0]))
+      tensor([0.0000, 0.6931, 100.0000])
+      >>> fs.Positive(min=1.0).contains(torch.tensor([0.5, 1.0, 3.0]))
+      tensor([False,  True,  True])
+    """
+
+    min: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_finite(self, "min", self.min)
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return F.softplus(raw) + self.min
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        tiny = torch.finfo(value.dtype).tiny
+        return inverse_softplus((value - self.min).clamp_min(tiny))
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        return value >= self.min - (atol + rtol * abs(self.min))
+
+    def _project(self, value: Tensor) -> Tensor:
+        return value.clamp_min(self.min)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounded(_AbstractElementwise):
+    """Entries in ``[low, high]``: ``low + (high - low) * sigmoid(raw)``.
+
+    Args:
+      low: the lower bound, finite.
+      high: the upper bound, finite and greater than ``low``.
+
+    Example:
+      >>> fs.Bounded(-1.0, 1.0).apply(torch.tensor([-50.0, 0.0, 50.0]))
+      tensor([-1.,  0.,  1.])
+    """
+
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_finite(self, "low", self.low)
+        _check_finite(self, "high", self.high)
+        if not self.low < self.high:
+            raise ValueError(
+                f"Bounded: needs low < high, got low={self.low!r}, high={self.high!r}."
+            )
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return self.low + (self.high - self.low) * torch.sigmoid(raw)
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        eps = torch.finfo(value.dtype).eps
+        unit = ((value - self.low) / (self.high - self.low)).clamp(eps, 1 - eps)
+        return torch.logit(unit)
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        slack = atol + rtol * max(abs(self.low), abs(self.high))
+        return (value >= self.low - slack) & (value <= self.high + slack)
+
+    def _project(self, value: Tensor) -> Tensor:
+        return value.clamp(self.low, self.high)

@@ -1,0 +1,215 @@
+"""Sets defined by a normalization along a dim: the simplex, the sphere, doubly stochastic.
+
+``dim`` is counted from the end (a negative int), so leading dims stay batch dims: the
+structure's core is the trailing ``-dim`` dims, and ``contains`` answers for each of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from ._structure import AbstractStructure
+
+__all__ = ["DoublyStochastic", "Simplex", "UnitNorm"]
+
+
+def _check_dim(structure: object, dim: object) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim >= 0:
+        raise ValueError(
+            f"{type(structure).__name__}: dim must be a negative int (counted from the end, so "
+            f"that leading dims stay batch dims), got {dim!r}."
+        )
+
+
+class _AbstractAlongDim(AbstractStructure):
+    dim: int
+
+    @property
+    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
+        return -self.dim
+
+
+@dataclasses.dataclass(frozen=True)
+class Simplex(_AbstractAlongDim):
+    """Vectors along ``dim`` with entries >= 0 that sum to 1 (the probability simplex).
+
+    ``apply`` is ``softmax``; ``inverse`` is ``log`` (entries of exactly 0, which softmax
+    reaches only by underflow, map to the log of the smallest normal number); ``project`` is the
+    exact Euclidean projection onto the simplex (sort and threshold), not a softmax.
+
+    Args:
+      dim: the dim that sums to one, negative; -1 makes each row of a matrix a distribution.
+
+    Example:
+      >>> fs.Simplex().project(torch.tensor([0.5, 0.9, -1.0]))
+      tensor([0.3000, 0.7000, 0.0000])
+    """
+
+    dim: int = -1
+
+    def __post_init__(self) -> None:
+        _check_dim(self, self.dim)
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return torch.softmax(raw, self.dim)
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        return value.clamp_min(torch.finfo(value.dtype).tiny).log()
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        total = value.sum(self.dim)
+        nonnegative = (value >= -atol).all(self.dim)
+        return self._all_core(
+            (nonnegative & ((total - 1).abs() <= atol + rtol)).unsqueeze(self.dim)
+        )
+
+    def _project(self, value: Tensor) -> Tensor:
+        v = value.movedim(self.dim, -1)
+        u = v.sort(-1, descending=True).values
+        excess = u.cumsum(-1) - 1
+        k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+        count = (u - excess / k > 0).sum(-1, keepdim=True).clamp_min(1)
+        theta = excess.gather(-1, count - 1) / count.to(v.dtype)
+        return (v - theta).clamp_min(0).movedim(-1, self.dim)
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitNorm(_AbstractAlongDim):
+    """Vectors along ``dim`` of Euclidean norm 1 (the sphere).
+
+    ``apply`` divides by the norm after scaling by the largest entry, so neither tiny raw (whose
+    squares underflow) nor huge raw (whose squares overflow) breaks it; raw exactly 0 maps to the
+    first basis vector with a zero, finite gradient (never NaN).
+
+    Args:
+      dim: the dim along which vectors have unit norm, negative.
+
+    Example:
+      >>> fs.UnitNorm().apply(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
+      tensor([[0.6000, 0.8000],
+              [1.0000, 0.0000]])
+    """
+
+    dim: int = -1
+
+    def __post_init__(self) -> None:
+        _check_dim(self, self.dim)
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        scale = raw.abs().amax(self.dim, keepdim=True)
+        zero = scale == 0
+        # Where raw is 0, use a basis vector; the where keeps the gradient finite (it is 0).
+        n = raw.shape[self.dim]
+        basis = (torch.arange(n, device=raw.device) == 0).to(raw.dtype)
+        basis = basis.reshape((n,) + (1,) * (-self.dim - 1))
+        direction = torch.where(zero, basis, raw / torch.where(zero, 1, scale))
+        return direction / torch.linalg.vector_norm(direction, dim=self.dim, keepdim=True)
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        return value.clone()
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        norm = torch.linalg.vector_norm(value, dim=self.dim, keepdim=True)
+        return self._all_core((norm - 1).abs() <= atol + rtol)
+
+    def _project(self, value: Tensor) -> Tensor:
+        return self._apply(value)
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return self._apply(torch.randn(shape, generator=generator, dtype=dtype, device=device))
+
+
+_DYKSTRA_STEPS = 1000
+
+
+def _sinkhorn(logits: Tensor, iterations: int) -> Tensor:
+    for _ in range(iterations):
+        logits = logits - logits.logsumexp(-1, keepdim=True)
+        logits = logits - logits.logsumexp(-2, keepdim=True)
+    return logits.exp()
+
+
+def _affine_doubly(x: Tensor) -> Tensor:
+    """Orthogonal projection onto the affine set of matrices whose rows and columns sum to 1."""
+    n = x.shape[-1]
+    rows = x.sum(-1, keepdim=True) - 1
+    cols = x.sum(-2, keepdim=True) - 1
+    total = x.sum((-2, -1), keepdim=True) - n
+    return x - rows / n - cols / n + total / (n * n)
+
+
+@dataclasses.dataclass(frozen=True)
+class DoublyStochastic(AbstractStructure):
+    """Square matrices with entries >= 0 whose rows and columns sum to 1 (Sinkhorn).
+
+    ``apply`` runs ``iterations`` log-domain Sinkhorn steps on ``raw`` as logits, ending with
+    a column normalization, so columns sum to 1 to float precision and rows to within the
+    Sinkhorn residual. That residual depends on the spread of the logits: measured over random
+    n <= 16, after 50 iterations it is below 1e-9 for logits of scale 1, about 1e-4 for scale 2
+    and 1e-2 for scale 3. ``contains`` therefore checks rows within ``tolerance`` (or the
+    given ``atol + rtol``, whichever is larger); raise ``iterations`` for wider logits.
+    ``project`` is the Euclidean projection onto the Birkhoff polytope by 1000 steps of
+    Dykstra's algorithm (alternating the affine and the nonnegative parts; measured at n = 5:
+    200 steps leave a row error of 3e-3, 1000 steps 5e-10).
+
+    Args:
+      iterations: Sinkhorn steps, >= 1.
+      tolerance: the row-sum tolerance of ``contains``.
+
+    Example:
+      >>> p = fs.DoublyStochastic().apply(torch.randn(3, 3))
+      >>> torch.allclose(p.sum(-1), torch.ones(3), atol=1e-3)
+      True
+    """
+
+    iterations: int = 50
+    tolerance: float = 1e-3
+    square = True
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.iterations, bool)
+            or not isinstance(self.iterations, int)
+            or (self.iterations < 1)
+        ):
+            raise ValueError(
+                f"DoublyStochastic: iterations must be an int >= 1, got {self.iterations!r}."
+            )
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
+            raise ValueError(
+                f"DoublyStochastic: tolerance must be a number >= 0, got {self.tolerance!r}."
+            )
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return _sinkhorn(raw, self.iterations)
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        # Sinkhorn of log(P) is P itself for a doubly stochastic P (it is already balanced).
+        return value.clamp_min(torch.finfo(value.dtype).tiny).log()
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        slack = max(atol + rtol, self.tolerance)
+        rows = ((value.sum(-1) - 1).abs() <= slack).all(-1)
+        cols = ((value.sum(-2) - 1).abs() <= slack).all(-1)
+        return rows & cols & (value >= -atol).flatten(-2).all(-1)
+
+    def _project(self, value: Tensor) -> Tensor:
+        x = value
+        p = torch.zeros_like(value)
+        q = torch.zeros_like(value)
+        for _ in range(_DYKSTRA_STEPS):
+            y = _affine_doubly(x + p)
+            p = x + p - y
+            x = (y + q).clamp_min(0)
+            q = y + q - x
+        return x
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        # Logits of scale 0.5: Sinkhorn converges to float64 precision in 50 iterations.
+        return 0.5 * torch.randn(shape, generator=generator, dtype=dtype, device=device)

@@ -1,0 +1,163 @@
+"""Linear subspaces: symmetric, skew-symmetric, Toeplitz, circulant and Hankel matrices.
+
+``apply`` of a full raw matrix is the orthogonal projection onto the subspace (symmetrizing,
+averaging along diagonals, ...), and ``project`` is the same map; with ``packed=True`` the raw
+tensor holds the free coordinates only. See ``_linear.py`` for the shared machinery.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from ._linear import AbstractLinear, Pattern
+
+__all__ = ["Circulant", "Hankel", "SkewSymmetric", "Symmetric", "Toeplitz"]
+
+
+def _rows_cols(m: int, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    rows = torch.arange(m, device=device).unsqueeze(-1).expand(m, n)
+    cols = torch.arange(n, device=device).expand(m, n)
+    return rows, cols
+
+
+@dataclasses.dataclass(frozen=True)
+class Symmetric(AbstractLinear):
+    """Square symmetric matrices, ``A = Aᵀ``.
+
+    Args:
+      packed: raw is the lower triangle, row by row (``n(n+1)/2`` entries).
+
+    Example:
+      >>> fs.Symmetric().apply(torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
+      tensor([[1., 1.],
+              [1., 1.]])
+      >>> fs.Symmetric(packed=True).apply(torch.tensor([1.0, 2.0, 3.0]))
+      tensor([[1., 2.],
+              [2., 3.]])
+    """
+
+    packed: bool = False
+    square = True
+    _size_formula = "n(n+1)/2"
+
+    def _size(self, n: int) -> int:
+        return n * (n + 1) // 2
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        rows, cols = _rows_cols(m, n, device)
+        high, low = torch.maximum(rows, cols), torch.minimum(rows, cols)
+        return Pattern((high * (high + 1) // 2 + low).flatten(), None, self._size(n))
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        return (value + value.mT) / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class SkewSymmetric(AbstractLinear):
+    """Square skew-symmetric matrices, ``A = -Aᵀ`` (so the diagonal is zero).
+
+    Args:
+      packed: raw is the strict lower triangle, row by row (``n(n-1)/2`` entries).
+
+    Example:
+      >>> fs.SkewSymmetric(packed=True).apply(torch.tensor([2.0]))
+      tensor([[ 0., -2.],
+              [ 2.,  0.]])
+    """
+
+    packed: bool = False
+    square = True
+    _size_formula = "n(n-1)/2"
+
+    def _size(self, n: int) -> int:
+        return n * (n - 1) // 2
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        rows, cols = _rows_cols(m, n, device)
+        high, low = torch.maximum(rows, cols), torch.minimum(rows, cols)
+        size = self._size(n)
+        index = torch.where(rows == cols, size, high * (high - 1) // 2 + low).flatten()
+        sign = torch.where(rows >= cols, 1, -1).flatten()
+        return Pattern(index, sign, size)
+
+    def _project_full(self, value: Tensor) -> Tensor:
+        return (value - value.mT) / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Toeplitz(AbstractLinear):
+    """Matrices constant along every diagonal, ``A[i, j] = c[j - i]`` (rectangular allowed).
+
+    Args:
+      packed: raw is the ``2n - 1`` diagonal values, from the bottom-left corner to the
+        top-right; square matrices only.
+
+    Example:
+      >>> fs.Toeplitz(packed=True).apply(torch.tensor([1.0, 2.0, 3.0]))
+      tensor([[2., 3.],
+              [1., 2.]])
+    """
+
+    packed: bool = False
+    _size_formula = "2n-1"
+
+    def _size(self, n: int) -> int:
+        return 2 * n - 1
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        rows, cols = _rows_cols(m, n, device)
+        return Pattern((cols - rows + m - 1).flatten(), None, m + n - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hankel(AbstractLinear):
+    """Matrices constant along every anti-diagonal, ``A[i, j] = c[i + j]`` (rectangular allowed).
+
+    Args:
+      packed: raw is the ``2n - 1`` anti-diagonal values, from the top-left corner to the
+        bottom-right; square matrices only.
+
+    Example:
+      >>> fs.Hankel(packed=True).apply(torch.tensor([1.0, 2.0, 3.0]))
+      tensor([[1., 2.],
+              [2., 3.]])
+    """
+
+    packed: bool = False
+    _size_formula = "2n-1"
+
+    def _size(self, n: int) -> int:
+        return 2 * n - 1
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        rows, cols = _rows_cols(m, n, device)
+        return Pattern((rows + cols).flatten(), None, m + n - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Circulant(AbstractLinear):
+    """Square circulant matrices, ``A[i, j] = c[(j - i) mod n]``: each row a cyclic shift.
+
+    Args:
+      packed: raw is the first row ``c`` (``n`` entries).
+
+    Example:
+      >>> fs.Circulant(packed=True).apply(torch.tensor([1.0, 2.0, 3.0]))
+      tensor([[1., 2., 3.],
+              [3., 1., 2.],
+              [2., 3., 1.]])
+    """
+
+    packed: bool = False
+    square = True
+    _size_formula = "n"
+
+    def _size(self, n: int) -> int:
+        return n
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        rows, cols = _rows_cols(m, n, device)
+        return Pattern(((cols - rows) % n).flatten(), None, n)
