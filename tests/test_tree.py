@@ -87,7 +87,8 @@ def test_leaf_errors_name_the_path():
         r"'cayley'\)\.apply: raw needs a square matrix .* got shape \(3, 5\)",
     ):
         s.apply({"0.weight": torch.ones(3, 5)})
-    with pytest.raises(TypeError, match=r"leaf 'w': Diagonal\(packed=False\) needs a tensor, got NoneType"):
+    expected = r"leaf 'w': Diagonal\(packed=False\) needs a tensor, got NoneType"
+    with pytest.raises(TypeError, match=expected):
         fs.structure({"w": fs.Diagonal()}).apply({"w": None})
 
 

@@ -1,0 +1,125 @@
+"""Positive, Bounded, Simplex, UnitNorm, DoublyStochastic: each set's own mathematics."""
+
+import math
+
+import pytest
+import torch
+
+import functional_struct as fs
+
+GEN = torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_positive_is_softplus_with_stable_inverse_and_no_overflow(dtype):
+    raw = torch.tensor([-1e4, -104.0, -20.0, 0.0, 20.0, 1e4], dtype=dtype)
+    p = fs.Positive().apply(raw)
+    assert torch.isfinite(p).all()
+    assert (p >= 0).all()
+    assert p[-1] == 1e4  # linear growth, where exp would overflow
+    g = torch.func.grad(lambda r: fs.Positive().apply(r).sum())(raw)
+    assert torch.isfinite(g).all()
+    members = torch.tensor([1e-3, 0.5, 3.0, 1e4], dtype=dtype)
+    torch.testing.assert_close(fs.Positive().apply(fs.Positive().inverse(members)), members)
+    assert torch.isfinite(fs.Positive().inverse(torch.zeros(2, dtype=dtype))).all()
+
+
+def test_positive_min_and_projection():
+    s = fs.Positive(min=2.0)
+    assert torch.equal(s.project(torch.tensor([-1.0, 3.0])), torch.tensor([2.0, 3.0]))
+    assert (s.apply(torch.randn(100, generator=GEN)) >= 2.0).all()
+
+
+def test_bounded_stays_inside_and_inverts():
+    s = fs.Bounded(-2.0, 3.0)
+    out = s.apply(torch.tensor([-1e4, -3.0, 0.0, 3.0, 1e4]))
+    assert (out >= -2.0).all()
+    assert (out <= 3.0).all()
+    members = torch.tensor([-1.5, 0.0, 2.9], dtype=torch.float64)
+    torch.testing.assert_close(s.apply(s.inverse(members)), members)
+    assert torch.equal(s.project(torch.tensor([-5.0, 5.0])), torch.tensor([-2.0, 3.0]))
+
+
+def test_bounded_needs_low_below_high():
+    with pytest.raises(ValueError, match=r"Bounded: needs low < high, got low=2, high=1"):
+        fs.Bounded(2, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_simplex_rows_sum_to_one(dtype):
+    p = fs.Simplex().apply(100 * torch.randn(50, 7, generator=GEN).to(dtype))
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert (p >= 0).all()
+    assert (p.sum(-1) - 1).abs().max() < tol
+
+
+def test_simplex_projection_is_exact_euclidean():
+    v = torch.randn(200, 5, generator=GEN, dtype=torch.float64) * 2
+    p = fs.Simplex().project(v)
+    assert fs.Simplex().contains(p).all()
+    # optimality: p is the projection iff <v - p, q - p> <= 0 for every simplex vertex q
+    for vertex in torch.eye(5, dtype=torch.float64):
+        assert (((v - p) * (vertex - p)).sum(-1) <= 1e-12).all()
+
+
+def test_simplex_along_columns():
+    p = fs.Simplex(dim=-2).apply(torch.randn(3, 4, generator=GEN))
+    torch.testing.assert_close(p.sum(-2), torch.ones(4))
+    assert fs.Simplex(dim=-2).contains(p).shape == ()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [0.0, 1e-30, 1.0, 1e30])
+def test_unit_norm_everywhere_with_finite_gradient(dtype, scale):
+    raw = scale * torch.randn(4, 6, generator=GEN).to(dtype)
+    out = fs.UnitNorm().apply(raw)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(4, dtype=dtype))
+    g = torch.func.grad(lambda r: (fs.UnitNorm().apply(r) * torch.arange(6.0).to(dtype)).sum())(raw)
+    assert torch.isfinite(g).all()
+
+
+def test_unit_norm_gradient_is_tangent():
+    x = torch.randn(6, generator=GEN, dtype=torch.float64)
+    w = torch.randn(6, generator=GEN, dtype=torch.float64)
+    g = torch.func.grad(lambda r: (fs.UnitNorm().apply(r) * w).sum())(x)
+    assert abs(torch.dot(g, x).item()) < 1e-12  # scaling raw does not change the output
+
+
+def test_doubly_stochastic_marginals():
+    s = fs.DoublyStochastic()
+    p = s.apply(torch.randn(100, 5, 5, generator=GEN, dtype=torch.float64))
+    assert (p >= 0).all()
+    assert (p.sum(-2) - 1).abs().max() < 1e-12  # columns exact: Sinkhorn ends on them
+    assert (p.sum(-1) - 1).abs().max() < s.tolerance
+
+
+def test_doubly_stochastic_project_fixes_permutations_and_balances():
+    s = fs.DoublyStochastic()
+    perm = torch.eye(4, dtype=torch.float64)[[2, 0, 3, 1]]
+    torch.testing.assert_close(s.project(perm), perm)
+    p = s.project(torch.randn(4, 4, generator=GEN, dtype=torch.float64) * 3)
+    assert s.contains(p)
+    assert (p.sum(-1) - 1).abs().max() < 1e-9
+
+
+def test_doubly_stochastic_range_is_documented():
+    """The documented residuals: scale-1 logits converge in 50 steps, scale-3 do not."""
+    s = fs.DoublyStochastic()
+    small = s.apply(torch.randn(200, 6, 6, generator=GEN, dtype=torch.float64))
+    wide = s.apply(3 * torch.randn(200, 6, 6, generator=GEN, dtype=torch.float64))
+    assert (small.sum(-1) - 1).abs().max() < 1e-9
+    assert (wide.sum(-1) - 1).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: fs.Simplex(dim=1), "Simplex: dim must be a negative int"),
+        (lambda: fs.UnitNorm(dim=0), "UnitNorm: dim must be a negative int"),
+        (lambda: fs.DoublyStochastic(iterations=0), "iterations must be an int >= 1"),
+        (lambda: fs.Positive(min=math.inf), "Positive: min must be a finite number"),
+    ],
+)
+def test_bad_hyperparameters(factory, message):
+    with pytest.raises(ValueError, match=message):
+        factory()
