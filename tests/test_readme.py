@@ -13,3 +13,25 @@ def test_readme_python_blocks_run(capsys):
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     assert "did you mean '0.weight'?" in capsys.readouterr().out
+
+
+def test_structure_table_lists_every_structure_with_its_real_signature():
+    import dataclasses
+    import inspect
+
+    import functional_struct as fs
+
+    text = README.read_text()
+    for name in fs.__all__:
+        obj = getattr(fs, name)
+        if not (inspect.isclass(obj) and issubclass(obj, fs.AbstractStructure)):
+            continue
+        if inspect.isabstract(obj) or name.startswith("Abstract"):
+            continue
+        row = re.search(rf"^\| `{name}\((.*?)\)` \|", text, flags=re.M)
+        assert row, f"{name} has no row in the README structure table"
+        if name == "Chain":
+            continue
+        fields = [f.name for f in dataclasses.fields(obj) if f.init]
+        documented = [p.split("=")[0].strip() for p in row.group(1).split(",") if p.strip()]
+        assert documented == fields, (name, documented, fields)
