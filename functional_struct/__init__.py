@@ -11,6 +11,8 @@ from ._combinators import Frozen as Frozen
 from ._definite import PositiveDefinite as PositiveDefinite
 from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
+from ._interop import StructureParametrization as StructureParametrization
+from ._interop import as_parametrization as as_parametrization
 from ._linear import AbstractLinear as AbstractLinear
 from ._normalized import DoublyStochastic as DoublyStochastic
 from ._normalized import Simplex as Simplex
@@ -53,11 +55,13 @@ __all__ = [
     "PositiveDefinite",
     "Simplex",
     "SkewSymmetric",
+    "StructureParametrization",
     "StructureTree",
     "Symmetric",
     "Toeplitz",
     "UnitNorm",
     "UpperTriangular",
+    "as_parametrization",
     "default_tolerances",
     "structure",
 ]

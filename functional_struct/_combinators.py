@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._structure import AbstractStructure
+from ._tree import _broadcast_copy
 
 __all__ = ["Chain", "Frozen"]
 
@@ -29,10 +30,10 @@ class Chain(AbstractStructure):
 
     Example:
       >>> c = fs.Chain(fs.Positive(), fs.Diagonal())
-      >>> c.apply(torch.tensor([[0.0, 5.0], [5.0, -100.0]]))
+      >>> c.apply(torch.tensor([[0.0, 5.0], [5.0, 1.0]]))
       tensor([[0.6931, 0.0000],
-              [0.0000, 0.0000]])
-      >>> c.project(torch.tensor([[2.0, 1.0], [1.0, -3.0]]))
+              [0.0000, 1.3133]])
+      >>> c.project(torch.tensor([[2.0, 1.0], [1.0, -3.0]])).round(decimals=4)
       tensor([[2., 0.],
               [0., 0.]])
     """
@@ -142,4 +143,4 @@ class Frozen(AbstractStructure):
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
     def _init_like(self, like: Tensor, batch_shape: tuple[int, ...], generator: Any) -> Tensor:
-        return like.detach().expand(*batch_shape, *like.shape).clone()
+        return _broadcast_copy(like, batch_shape)

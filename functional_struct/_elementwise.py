@@ -46,8 +46,8 @@ class Positive(_AbstractElementwise):
       min: the lower bound, a finite number.
 
     Example:
-      >>> fs.Positive().apply(torch.tensor([-100.0, 0.0, 100.0]))
-      tensor([0.0000, 0.6931, 100.0000])
+      >>> fs.Positive().apply(torch.tensor([-1.0, 0.0, 1.0]))
+      tensor([0.3133, 0.6931, 1.3133])
       >>> fs.Positive(min=1.0).contains(torch.tensor([0.5, 1.0, 3.0]))
       tensor([False,  True,  True])
     """

@@ -142,6 +142,27 @@ class AbstractStructure(abc.ABC):
         self._check_value(value, "project", "value")
         return self._project(value)
 
+    def raw_from(self, value: Tensor) -> Tensor:
+        """The raw tensor whose image is the member nearest to ``value``: start from a weight.
+
+        ``inverse(project(value))``, detached: the one call that turns an existing (trained,
+        pretrained or default-initialized) weight into a raw tensor for this structure.
+
+        Args:
+          value: any tensor of the structured shape.
+
+        Returns:
+          A raw tensor, with no autograd history.
+
+        Example:
+          >>> raw = fs.Orthogonal().raw_from(torch.tensor([[2.0, 0.0], [0.0, 0.5]]))
+          >>> fs.Orthogonal().apply(raw)
+          tensor([[1., 0.],
+                  [0., 1.]])
+        """
+        value = value.detach()
+        return self.inverse(self.project(value))
+
     def init(
         self,
         shape: Sequence[int] | torch.Size,

@@ -95,6 +95,13 @@ def _rebuild(node: Any, children: list[Any]) -> Any:
     return type(node)(children)
 
 
+def _broadcast_copy(x: Any, batch: tuple[int, ...]) -> Any:
+    """A detached copy of a tensor leaf, broadcast to ``batch`` leading dims; others as they are."""
+    if not isinstance(x, Tensor):
+        return x
+    return x.detach().expand(*batch, *x.shape).clone()
+
+
 def _with_path(path: str, error: Exception) -> Exception:
     where = f"leaf {path!r}" if path else "the root"
     return type(error)(f"fs.structure: {where}: {error}")
@@ -277,12 +284,35 @@ class StructureTree:
         def draw(s: AbstractStructure, x: Tensor) -> Tensor:
             return s._init_like(x, batch, generator)
 
-        def copy(x: Any) -> Any:
-            if not isinstance(x, Tensor):
-                return x
-            return x.detach().expand(*batch, *x.shape).clone()
+        return self._map(like, draw, lambda x: _broadcast_copy(x, batch))
 
-        return self._map(like, draw, copy)
+    def raw_from(self, value: Any, *, batch_shape: Sequence[int] = ()) -> Any:
+        """A raw pytree whose image is the nearest structured version of ``value``.
+
+        For each structured leaf ``inverse(project(leaf))``; other tensors are copied. This is
+        how to start training from an existing model: ``structure.raw_from(dict(
+        model.named_parameters()))``.
+
+        Args:
+          value: a pytree of tensors (parameters of an existing model, say).
+          batch_shape: leading dims to broadcast every leaf to (an ensemble starting from one
+            model).
+
+        Returns:
+          A raw pytree of plain tensors (no autograd history).
+
+        Example:
+          >>> s = fs.structure({"weight": fs.UpperTriangular()})
+          >>> raw = s.raw_from(dict(torch.nn.Linear(2, 2).named_parameters()), batch_shape=(4,))
+          >>> raw["weight"].shape, bool((raw["weight"].tril(-1) == 0).all())
+          (torch.Size([4, 2, 2]), True)
+        """
+        batch = tuple(batch_shape)
+        return self._map(
+            value,
+            lambda s, x: _broadcast_copy(s.raw_from(x), batch),
+            lambda x: _broadcast_copy(x, batch),
+        )
 
     def __repr__(self) -> str:
         body = ", ".join(f"{key!r}: {leaf!r}" for key, leaf in self.rules)
