@@ -775,13 +775,18 @@ def shapes(structure: AbstractStructure, *, max_batch_dims: int = 2, max_side: i
     st = _st()
     side = st.integers(1, max_side)
     batch = st.lists(st.integers(1, 3), max_size=max_batch_dims).map(tuple)
-    if structure.core_ndim == 1:
-        core = st.tuples(side)
-    elif structure.square:
-        core = side.map(lambda n: (n, n))
+    ndim = structure.core_ndim
+    fixed = getattr(structure, "_mask_shape", None)  # structures of one shape only
+    if fixed is not None:
+        core = st.just(fixed())
+    elif ndim >= 2 and (structure.square or structure.raw_core_ndim != ndim):  # or packed
+        core = st.tuples(st.lists(side, min_size=ndim - 2, max_size=ndim - 2), side).map(
+            lambda c: (*c[0], c[1], c[1])
+        )
     else:
-        core = st.tuples(side, side)
-    return st.tuples(batch, core).map(lambda bc: bc[0] + bc[1])
+        core = st.lists(side, min_size=ndim, max_size=ndim).map(tuple)
+    accepted = core.filter(lambda c: structure._check_core_shape(c) is None)
+    return st.tuples(batch, accepted).map(lambda bc: bc[0] + bc[1])
 
 
 def catalog() -> Any:
