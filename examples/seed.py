@@ -22,6 +22,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 import functional_struct as fs
+from _shared import adam
 
 
 class Gaussian(nn.Module):
@@ -37,23 +38,6 @@ class Gaussian(nn.Module):
         logdet = 2 * factor.diagonal().log().sum()
         dim = x.shape[-1]
         return 0.5 * (white.square().sum(0).mean() + logdet + dim * math.log(2 * math.pi))
-
-
-def adam(params, grads, state, lr, betas=(0.9, 0.999), eps=1e-8):
-    """One functional Adam step over dicts of tensors; returns new params and state."""
-    step = state.get("step", 0) + 1
-    m = {k: betas[0] * state.get("m", {}).get(k, 0) + (1 - betas[0]) * g for k, g in grads.items()}
-    v = {
-        k: betas[1] * state.get("v", {}).get(k, 0) + (1 - betas[1]) * g * g
-        for k, g in grads.items()
-    }
-    new = {
-        k: p - lr * (m[k] / (1 - betas[0] ** step)) / ((v[k] / (1 - betas[1] ** step)).sqrt() + eps)
-        if k in grads
-        else p
-        for k, p in params.items()
-    }
-    return new, {"step": step, "m": m, "v": v}
 
 
 def train(name, model, structure, raw, batch, steps, lr, log_every):
