@@ -18,11 +18,11 @@ import argparse
 import math
 
 import torch
+from _shared import adam
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
 import functional_struct as fs
-from _shared import adam
 
 
 class Gaussian(nn.Module):
