@@ -1,0 +1,270 @@
+"""The bad-input catalogue: one case per row, each a clear ValueError/TypeError that names the
+structure (and the tree path, through a tree), what was expected and what came; none modifies
+its inputs."""
+
+import re
+
+import pytest
+import torch
+
+import functional_struct as fs
+
+M = torch.ones(3, 3)
+TREE = fs.structure({"enc.weight": fs.Orthogonal()})
+
+# (id, call, exception, regex fragments the message must contain)
+CASES = [
+    (
+        "vector where a matrix is needed",
+        lambda: fs.UpperTriangular().apply(torch.ones(3)),
+        ValueError,
+        ["UpperTriangular", "needs a matrix in its last 2 dims", r"got shape \(3,\)"],
+    ),
+    (
+        "scalar where a vector is needed",
+        lambda: fs.Simplex().apply(torch.tensor(1.0)),
+        ValueError,
+        ["Simplex", "needs a vector", r"got shape \(\)"],
+    ),
+    (
+        "non-square for PositiveDefinite",
+        lambda: fs.PositiveDefinite().apply(torch.ones(2, 3)),
+        ValueError,
+        ["PositiveDefinite", "square", r"got shape \(2, 3\)"],
+    ),
+    (
+        "non-square for Orthogonal",
+        lambda: fs.Orthogonal().inverse(torch.ones(4, 2)),
+        ValueError,
+        ["Orthogonal", "square", r"\(4, 2\)"],
+    ),
+    (
+        "rectangle the wrong way for Symmetric",
+        lambda: fs.Symmetric().project(torch.ones(3, 2)),
+        ValueError,
+        ["Symmetric", "square", r"\(3, 2\)"],
+    ),
+    (
+        "packed form needs a square value",
+        lambda: fs.Toeplitz(packed=True).inverse(torch.ones(2, 3)),
+        ValueError,
+        ["Toeplitz", "packed forms are square", r"\(2, 3\)"],
+    ),
+    (
+        "wrong shape for a fixed mask",
+        lambda: fs.Masked([[True, False]]).apply(M),
+        ValueError,
+        ["Masked", r"shape \(1, 2\)", r"got shape \(3, 3\)"],
+    ),
+    (
+        "wrong size for BlockDiagonal",
+        lambda: fs.BlockDiagonal((1, 1)).apply(M),
+        ValueError,
+        ["BlockDiagonal", r"\(2, 2\)", r"\(3, 3\)"],
+    ),
+    (
+        "int64 tensor",
+        lambda: fs.Diagonal().apply(torch.ones(3, 3, dtype=torch.int64)),
+        TypeError,
+        ["Diagonal", "dtype", "got int64"],
+    ),
+    (
+        "bool tensor",
+        lambda: fs.UpperTriangular().contains(torch.ones(3, 3, dtype=torch.bool)),
+        TypeError,
+        ["UpperTriangular", "got bool"],
+    ),
+    (
+        "complex tensor",
+        lambda: fs.Symmetric().apply(torch.ones(3, 3, dtype=torch.complex64)),
+        TypeError,
+        ["Symmetric", "got complex64"],
+    ),
+    (
+        "float16 for a linear-algebra structure",
+        lambda: fs.PositiveDefinite().apply(torch.ones(3, 3, dtype=torch.float16)),
+        TypeError,
+        ["PositiveDefinite", "float32 or float64", "got float16"],
+    ),
+    (
+        "bfloat16 for Orthogonal",
+        lambda: fs.Orthogonal().apply(M.bfloat16()),
+        TypeError,
+        ["Orthogonal", "got bfloat16"],
+    ),
+    (
+        "a list instead of a tensor",
+        lambda: fs.Diagonal().apply([[1.0]]),
+        TypeError,
+        ["Diagonal", "must be a torch.Tensor", "got list"],
+    ),
+    (
+        "a numpy-free Python float",
+        lambda: fs.Positive().apply(1.0),
+        TypeError,
+        ["Positive", "got float"],
+    ),
+    (
+        "init with too few dims",
+        lambda: fs.Orthogonal().init((3,)),
+        ValueError,
+        [r"Orthogonal\(.*\)\.init", r"got shape \(3,\)"],
+    ),
+    (
+        "init with an integer dtype",
+        lambda: fs.Diagonal().init((2, 2), dtype=torch.int32),
+        TypeError,
+        ["Diagonal", "got int32"],
+    ),
+    (
+        "packed vector of an impossible length",
+        lambda: fs.UpperTriangular(packed=True).apply(torch.ones(4)),
+        ValueError,
+        ["UpperTriangular", r"n\(n\+1\)/2", "4 fits no n"],
+    ),
+    (
+        "packed skew vector of an impossible length",
+        lambda: fs.SkewSymmetric(packed=True).apply(torch.ones(2)),
+        ValueError,
+        ["SkewSymmetric", r"n\(n-1\)/2", "2 fits no n"],
+    ),
+    (
+        "spec key that matches nothing",
+        lambda: TREE.apply({"enc.wieght": M}),
+        ValueError,
+        ["'enc.weight'", "matched no entry", "'enc.wieght'"],
+    ),
+    (
+        "tree leaf of the wrong shape",
+        lambda: TREE.apply({"enc.weight": torch.ones(3, 4)}),
+        ValueError,
+        ["leaf 'enc.weight'", "Orthogonal", "square", r"\(3, 4\)"],
+    ),
+    (
+        "tree leaf of the wrong dtype",
+        lambda: TREE.apply({"enc.weight": M.long()}),
+        TypeError,
+        ["leaf 'enc.weight'", "got int64"],
+    ),
+    (
+        "None where the spec wants a tensor",
+        lambda: TREE.apply({"enc.weight": None}),
+        TypeError,
+        ["leaf 'enc.weight'", "needs a tensor", "got NoneType"],
+    ),
+    (
+        "a string leaf under a structure",
+        lambda: fs.structure(fs.Diagonal()).apply({"w": "weights"}),
+        TypeError,
+        ["leaf 'w'", "needs a tensor", "got str"],
+    ),
+    (
+        "spec leaf that is not a structure",
+        lambda: fs.structure({"w": torch.nn.Linear(2, 2)}),
+        TypeError,
+        ["spec entry 'w'", "must be a structure", "got Linear"],
+    ),
+    (
+        "spec that is a string",
+        lambda: fs.structure("Orthogonal"),
+        TypeError,
+        ["fs.structure: spec must be a structure", "got str"],
+    ),
+    (
+        "spec key that is not a string",
+        lambda: fs.structure({1.5: fs.Diagonal()}),
+        TypeError,
+        ["spec keys must be non-empty strings or ints", "1.5"],
+    ),
+    (
+        "two patterns disagreeing on a leaf",
+        lambda: fs.structure({"*.weight": fs.Diagonal(), "enc.*": fs.Symmetric()}).apply(
+            {"enc.weight": M}
+        ),
+        ValueError,
+        ["'enc.weight' is matched by the patterns", "add an exact key"],
+    ),
+    ("Banded(-1, 0)", lambda: fs.Banded(-1, 0), ValueError, ["Banded: lower must be >= 0, got -1"]),
+    ("Bounded(2, 1)", lambda: fs.Bounded(2, 1), ValueError, ["Bounded: needs low < high"]),
+    (
+        "Bounded with NaN",
+        lambda: fs.Bounded(float("nan"), 1),
+        ValueError,
+        ["Bounded: low must be a finite number"],
+    ),
+    (
+        "UpperTriangular(diagonal=0.5)",
+        lambda: fs.UpperTriangular(0.5),
+        TypeError,
+        ["UpperTriangular: diagonal must be an int"],
+    ),
+    (
+        "PositiveDefinite(floor=0)",
+        lambda: fs.PositiveDefinite(floor=0),
+        ValueError,
+        ["PositiveDefinite: floor must be a finite number > 0, got 0"],
+    ),
+    (
+        "Orthogonal(method='qr')",
+        lambda: fs.Orthogonal(method="qr"),
+        ValueError,
+        ["Orthogonal: method must be one of"],
+    ),
+    (
+        "DoublyStochastic(iterations=0)",
+        lambda: fs.DoublyStochastic(iterations=0),
+        ValueError,
+        ["DoublyStochastic: iterations must be an int >= 1, got 0"],
+    ),
+    ("Simplex(dim=0)", lambda: fs.Simplex(dim=0), ValueError, ["Simplex: dim must be a negative"]),
+    (
+        "Chain of a module",
+        lambda: fs.Chain(fs.Positive(), torch.nn.ReLU()),
+        TypeError,
+        ["Chain: part 1 must be a structure", "got ReLU"],
+    ),
+    (
+        "as_parametrization of a tree",
+        lambda: fs.as_parametrization(TREE),
+        TypeError,
+        ["as_parametrization: needs a leaf structure", "got StructureTree"],
+    ),
+]
+
+
+def test_the_catalogue_is_big_enough():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_input_gets_a_clear_error(call, error, fragments):
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error  # plain ValueError/TypeError, never a torch error
+    for fragment in fragments:
+        assert re.search(fragment, str(info.value)), (fragment, str(info.value))
+
+
+@pytest.mark.parametrize("method", ["apply", "inverse", "project", "contains"])
+def test_errors_leave_inputs_untouched(method):
+    x = torch.randn(3, 4)
+    before = x.clone()
+    with pytest.raises(ValueError, match="square"):
+        getattr(fs.Orthogonal(), method)(x)
+    assert torch.equal(x, before)
+
+
+def test_inverse_of_a_non_member_is_documented_not_an_error():
+    """inverse does not check membership (that needs a host sync, breaking vmap). Documented:
+    masks and subspaces give the raw of the projection, PositiveDefinite and Orthogonal NaN where
+    no raw exists; raw_from projects first and always gives a member."""
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    upper = fs.UpperTriangular()
+    assert torch.equal(upper.apply(upper.inverse(x)), upper.project(x))
+    indefinite = torch.diag(torch.tensor([1.0, -1.0]))
+    assert torch.isnan(fs.PositiveDefinite().inverse(indefinite)).any()
+    assert fs.PositiveDefinite().contains(
+        fs.PositiveDefinite().apply(fs.PositiveDefinite().raw_from(indefinite))
+    )
