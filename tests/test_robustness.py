@@ -1,0 +1,165 @@
+"""Robustness: extreme raw, NaN/Inf, half precision, determinism, threads, long training."""
+
+import concurrent.futures
+
+import pytest
+import torch
+
+import functional_struct as fs
+from functional_struct import testing
+
+ENTRIES = [pytest.param(e, id=e.id) for e in testing.CATALOG]
+KINDS = ["normal", "zeros", "constant", "rank_one"]
+
+
+def _extreme_raw(entry, dtype, kind, magnitude, seed=0):
+    shape = (2, *entry.core_shapes[-1])
+    gen = torch.Generator().manual_seed(seed)
+    return testing._draw_raw(entry.structure, shape, dtype, gen, kind, magnitude), shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_extreme_raw_gives_finite_values_and_gradients(entry, dtype):
+    """Magnitudes up to 1e4, exact zeros, repeated entries and rank-one raw, in both dtypes:
+    outputs and gradients are finite everywhere; membership holds up to the entry's documented
+    magnitude (1e4 for most; see the README's Guarantees for the two that stop earlier)."""
+    s = entry.structure
+    for kind in KINDS:
+        for magnitude in (1e-3, 1.0, 1e2, 1e4):
+            raw, shape = _extreme_raw(entry, dtype, kind, magnitude)
+            value = s.apply(raw)
+            assert torch.isfinite(value).all(), (kind, magnitude)
+            weights = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+            g = torch.func.grad(lambda r, w=weights: (w * s.apply(r)).sum())(raw)
+            assert torch.isfinite(g).all(), (kind, magnitude)
+            if magnitude <= entry.max_magnitude:
+                assert s.contains(value).all(), (kind, magnitude)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_nan_and_inf_in_raw_are_never_silently_accepted(entry):
+    """Documented: NaN in every raw entry gives a non-finite value and contains is False;
+    +-Inf either does the same or, for saturating maps (Bounded's sigmoid), lands on the
+    boundary of the set, a genuine member. NaN/Inf in entries a structure ignores (a
+    masked-out corner) has no effect."""
+    s = entry.structure
+    template = s.init((2, *entry.core_shapes[-1]))
+    nan = s.apply(torch.full_like(template, float("nan")))
+    assert not torch.isfinite(nan).all()
+    assert not s.contains(nan).any()
+    for inf in (float("inf"), float("-inf")):
+        value = s.apply(torch.full_like(template, inf))
+        if torch.isfinite(value).all():
+            assert s.contains(value).all(), inf
+        else:
+            assert not s.contains(value).any(), inf
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_half_precision_works_or_is_rejected_clearly(entry, dtype):
+    s = entry.structure
+    raw = s.init((2, *entry.core_shapes[-1]), generator=torch.Generator().manual_seed(0))
+    if dtype not in s.dtypes:
+        with pytest.raises(TypeError, match=f"got {str(dtype).removeprefix('torch.')}"):
+            s.apply(raw.to(dtype))
+        return
+    low = s.apply(raw.to(dtype))
+    assert low.dtype == dtype
+    tol = 2e-2 if dtype == torch.float16 else 1e-1
+    torch.testing.assert_close(low.float(), s.apply(raw), atol=tol, rtol=tol)
+    assert s.contains(low).all()
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_determinism_init_and_apply(entry):
+    s = entry.structure
+    shape = (3, *entry.core_shapes[-1])
+    a = s.init(shape, generator=torch.Generator().manual_seed(5))
+    b = s.init(shape, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert torch.equal(s.apply(a), s.apply(a))
+
+
+def test_many_threads_on_shared_structures_agree_with_one():
+    jobs = []
+    for entry in testing.CATALOG:
+        raw = entry.structure.init(
+            (4, *entry.core_shapes[-1]), generator=torch.Generator().manual_seed(0)
+        )
+        jobs.append((entry.structure, raw))
+    expected = [s.apply(raw) for s, raw in jobs]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            results = list(pool.map(lambda job: job[0].apply(job[1]), jobs * 4))
+            for i, got in enumerate(results):
+                assert torch.equal(got, expected[i % len(jobs)])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_on_cuda_everything_stays_on_the_device_and_matches_cpu(entry):
+    s, device = entry.structure, torch.device("cuda")
+    shape = (3, *entry.core_shapes[-1])
+    raw_cpu = s.init(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    raw = raw_cpu.to(device)
+    assert s.init(shape, device=device).device.type == "cuda"
+    value = s.apply(raw)
+    outputs = [value, s.inverse(value), s.project(value), s.contains(value), s.raw_from(value)]
+    outputs.append(torch.func.vmap(torch.func.grad(lambda r: s.apply(r).square().sum()))(raw))
+    assert all(o.device.type == "cuda" for o in outputs)
+    torch.testing.assert_close(value.cpu(), s.apply(raw_cpu))
+    assert s.contains(value).all()
+    tree = fs.structure({"w": s})
+    like = {
+        "w": torch.empty(entry.core_shapes[-1], device=device),
+        "b": torch.ones(2, device=device),
+    }
+    raw_tree = tree.init(like, batch_shape=(2,))
+    assert all(v.device.type == "cuda" for v in tree.apply(raw_tree).values())
+
+
+def _soak(entry, steps):
+    """Adam at a high learning rate on a loss that pushes each value out of its set.
+
+    Values stay finite throughout; membership is asserted while the raw stays within the
+    entry's documented magnitude (DoublyStochastic's Sinkhorn, for one, is only promised for
+    logits up to 1, and the push drives them further).
+    """
+    s = entry.structure
+    if not entry.differentiable:  # nothing can train it: the graph is cut at the raw
+        raw = s.init((4, *entry.core_shapes[-1])).requires_grad_()
+        assert not s.apply(raw).requires_grad
+        return 0.0
+    shape = (4, *entry.core_shapes[-1])
+    gen = torch.Generator().manual_seed(0)
+    raw = s.init(shape, generator=gen).requires_grad_()
+    push = torch.randn(shape, generator=gen)
+    optimizer = torch.optim.Adam([raw], lr=0.1)
+    worst = 0.0
+    for step in range(steps):
+        optimizer.zero_grad()
+        value = s.apply(raw)
+        (-(push * value).sum()).backward()
+        optimizer.step()
+        if step % 100 == 0 or step == steps - 1:
+            value = value.detach()
+            assert torch.isfinite(value).all(), step
+            assert torch.isfinite(raw).all(), step
+            if raw.detach().abs().max() <= entry.max_magnitude:
+                assert s.contains(value).all(), step
+            gap = (value - s.project(value)).flatten(1).norm(dim=-1)
+            worst = max(worst, (gap / value.flatten(1).norm(dim=-1).clamp_min(1)).max().item())
+    return worst
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_short_soak(entry):
+    _soak(entry, 200)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_long_soak_10000_adam_steps(entry):
+    _soak(entry, 10_000)
