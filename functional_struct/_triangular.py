@@ -218,8 +218,14 @@ class BlockDiagonal(_AbstractFixedMask):
         return n, n
 
     def _mask(self, device: torch.device) -> Tensor:
-        sizes = torch.tensor(self.sizes, device=device)
-        block = torch.repeat_interleave(torch.arange(len(self.sizes), device=device), sizes)
+        # Block id of each index from comparisons with the Python offsets: no constant tensor,
+        # which torch.compile of vmap(grad) rejects in torch 2.11 ("Expected FakeTensor").
+        index = torch.arange(sum(self.sizes), device=device)
+        block = torch.zeros_like(index)
+        offset = 0
+        for size in self.sizes[:-1]:
+            offset += size
+            block = block + (index >= offset).long()
         return block.unsqueeze(-1) == block
 
 
