@@ -256,15 +256,16 @@ class AbstractStructure(abc.ABC):
             )
 
     def _check_shape(self, shape: torch.Size, method: str, name: str, raw: bool = False) -> None:
+        # On every call: keep the passing path to a few attribute reads and comparisons.
         n = self.raw_core_ndim if raw else self.core_ndim
-        kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
         if len(shape) < n:
+            kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
             raise self._fail(
                 method,
                 f"{name} needs {kind} in its last {n} dim{'s' if n > 1 else ''}, "
                 f"got shape {tuple(shape)}.",
             )
-        core = tuple(shape[len(shape) - n :])
+        core = tuple(shape[len(shape) - n :]) if n else ()
         problem = self._check_raw_core_shape(core) if raw else self._check_core_shape(core)
         if problem is not None:
             raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.")
