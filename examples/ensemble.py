@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from _shared import adam, plot_or_explain, violation
+from _shared import adam, gaussian_nll, plot_or_explain, violation
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 from torch.nn.utils import parametrize
@@ -52,12 +52,7 @@ class Gaussian(nn.Module):
         self.weight = nn.Parameter(torch.eye(n))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        factor = torch.linalg.cholesky(self.weight)
-        white = torch.linalg.solve_triangular(factor, x.mT, upper=False)
-        logdet = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-        return 0.5 * (white.square().sum(-2).mean(-1) + logdet) + 0.5 * x.shape[-1] * math.log(
-            2 * math.pi
-        )
+        return gaussian_nll(self.weight, x)
 
 
 @dataclasses.dataclass

@@ -11,9 +11,9 @@ parameters are ordinary leaf tensors handed to torch.optim.Adam; loss.backward()
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
+from _shared import gaussian_nll
 from torch import nn
 from torch.func import functional_call
 
@@ -31,12 +31,7 @@ class Regressor(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.encode(x))
         h = torch.tanh(self.hidden(h))
-        residual = y - self.decode(h)
-        factor = torch.linalg.cholesky(self.noise_covariance)
-        white = torch.linalg.solve_triangular(factor, residual.mT, upper=False)
-        logdet = 2 * factor.diagonal().log().sum()
-        d = y.shape[-1]
-        return 0.5 * (white.square().sum(0).mean() + logdet + d * math.log(2 * math.pi))
+        return gaussian_nll(self.noise_covariance, y - self.decode(h))
 
 
 def main(argv=None):

@@ -18,7 +18,7 @@ import argparse
 import math
 
 import torch
-from _shared import adam
+from _shared import adam, gaussian_nll
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
@@ -33,11 +33,7 @@ class Gaussian(nn.Module):
         self.covariance = nn.Parameter(torch.eye(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        factor = torch.linalg.cholesky(self.covariance)
-        white = torch.linalg.solve_triangular(factor, x.mT, upper=False)
-        logdet = 2 * factor.diagonal().log().sum()
-        dim = x.shape[-1]
-        return 0.5 * (white.square().sum(0).mean() + logdet + dim * math.log(2 * math.pi))
+        return gaussian_nll(self.covariance, x)
 
 
 def train(name, model, structure, raw, batch, steps, lr, log_every):

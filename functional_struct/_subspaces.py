@@ -87,8 +87,24 @@ class SkewSymmetric(AbstractLinear):
         return (value - value.mT) / 2
 
 
+class _AbstractConstantDiagonals(AbstractLinear):
+    """Constant along one family of ``m + n - 1`` (anti-)diagonals, numbered by ``_line``."""
+
+    _size_formula = "2n-1"
+
+    def _size(self, n: int) -> int:
+        return 2 * n - 1
+
+    def _line(self, rows: Tensor, cols: Tensor, m: int) -> Tensor:
+        raise NotImplementedError
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        rows, cols = _rows_cols(m, n, device)
+        return Pattern(self._line(rows, cols, m).flatten(), None, m + n - 1)
+
+
 @dataclasses.dataclass(frozen=True)
-class Toeplitz(AbstractLinear):
+class Toeplitz(_AbstractConstantDiagonals):
     """Matrices constant along every diagonal, ``A[i, j] = c[j - i]`` (rectangular allowed).
 
     Args:
@@ -102,18 +118,13 @@ class Toeplitz(AbstractLinear):
     """
 
     packed: bool = False
-    _size_formula = "2n-1"
 
-    def _size(self, n: int) -> int:
-        return 2 * n - 1
-
-    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
-        rows, cols = _rows_cols(m, n, device)
-        return Pattern((cols - rows + m - 1).flatten(), None, m + n - 1)
+    def _line(self, rows: Tensor, cols: Tensor, m: int) -> Tensor:
+        return cols - rows + m - 1
 
 
 @dataclasses.dataclass(frozen=True)
-class Hankel(AbstractLinear):
+class Hankel(_AbstractConstantDiagonals):
     """Matrices constant along every anti-diagonal, ``A[i, j] = c[i + j]`` (rectangular allowed).
 
     Args:
@@ -127,14 +138,9 @@ class Hankel(AbstractLinear):
     """
 
     packed: bool = False
-    _size_formula = "2n-1"
 
-    def _size(self, n: int) -> int:
-        return 2 * n - 1
-
-    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
-        rows, cols = _rows_cols(m, n, device)
-        return Pattern((rows + cols).flatten(), None, m + n - 1)
+    def _line(self, rows: Tensor, cols: Tensor, m: int) -> Tensor:
+        return rows + cols
 
 
 @dataclasses.dataclass(frozen=True)
