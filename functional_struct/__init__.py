@@ -8,6 +8,7 @@ pytree. Everything is a pure function of tensors, so it composes with ``function
 
 from ._combinators import Chain as Chain
 from ._combinators import Frozen as Frozen
+from ._definite import CholeskyFactor as CholeskyFactor
 from ._definite import PositiveDefinite as PositiveDefinite
 from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
@@ -18,6 +19,7 @@ from ._normalized import DoublyStochastic as DoublyStochastic
 from ._normalized import Simplex as Simplex
 from ._normalized import UnitNorm as UnitNorm
 from ._orthogonal import Orthogonal as Orthogonal
+from ._orthogonal import SpecialOrthogonal as SpecialOrthogonal
 from ._structure import AbstractStructure as AbstractStructure
 from ._structure import default_tolerances as default_tolerances
 from ._subspaces import Circulant as Circulant
@@ -43,6 +45,7 @@ __all__ = [
     "BlockDiagonal",
     "Bounded",
     "Chain",
+    "CholeskyFactor",
     "Circulant",
     "Diagonal",
     "DoublyStochastic",
@@ -55,6 +58,7 @@ __all__ = [
     "PositiveDefinite",
     "Simplex",
     "SkewSymmetric",
+    "SpecialOrthogonal",
     "StructureParametrization",
     "StructureTree",
     "Symmetric",

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 from ._combinators import Chain, Frozen
-from ._definite import PositiveDefinite
+from ._definite import CholeskyFactor, PositiveDefinite
 from ._elementwise import Bounded, Positive
 from ._normalized import DoublyStochastic, Simplex, UnitNorm
-from ._orthogonal import Orthogonal
+from ._orthogonal import Orthogonal, SpecialOrthogonal
 from ._structure import AbstractStructure
 from ._subspaces import Circulant, Hankel, SkewSymmetric, Symmetric, Toeplitz
 from ._triangular import (
@@ -95,6 +95,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
     # matrix manifolds
     CatalogEntry(PositiveDefinite(), _SQUARE),
     CatalogEntry(Orthogonal(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(SpecialOrthogonal(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(CholeskyFactor(), _SQUARE),
     # combinators
     CatalogEntry(Chain(Positive(), Diagonal())),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),

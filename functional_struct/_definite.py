@@ -12,7 +12,7 @@ from torch import Tensor
 from ._elementwise import inverse_softplus
 from ._structure import LINALG_DTYPES, AbstractStructure, add_to_diagonal, close
 
-__all__ = ["PositiveDefinite"]
+__all__ = ["CholeskyFactor", "PositiveDefinite"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,3 +125,55 @@ class PositiveDefinite(AbstractStructure):
         noise = torch.randn(shape, generator=generator, dtype=dtype, device=device) / math.sqrt(n)
         one = inverse_softplus(torch.ones((), dtype=dtype, device=device))
         return torch.tril(noise, -1) + torch.diag_embed(one.expand(shape[:-1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class CholeskyFactor(AbstractStructure):
+    """Lower-triangular matrices with diagonal at least ``floor`` > 0 (Cholesky factors).
+
+    ``apply`` keeps the strict lower triangle of the raw matrix and puts
+    ``softplus(raw_ii) + floor`` on the diagonal, so ``L Lᵀ`` is positive-definite with
+    ``det = prod(L_ii)² > 0``; the raw upper triangle is unused. ``project`` zeroes the upper
+    triangle and raises the diagonal to ``floor``.
+
+    Args:
+      floor: the smallest diagonal entry, > 0.
+
+    Example:
+      >>> fs.CholeskyFactor().apply(torch.zeros(2, 2)).diagonal()
+      tensor([0.6931, 0.6931])
+    """
+
+    floor: float = 1e-6
+
+    dtypes = LINALG_DTYPES
+    square = True
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.floor, (int, float)) and 0 < self.floor < math.inf) or isinstance(
+            self.floor, bool
+        ):
+            raise ValueError(
+                f"CholeskyFactor: floor must be a finite number > 0, got {self.floor!r}."
+            )
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + self.floor
+        return torch.tril(raw, -1) + torch.diag_embed(diag)
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        tiny = torch.finfo(value.dtype).tiny
+        diag = inverse_softplus((value.diagonal(dim1=-2, dim2=-1) - self.floor).clamp_min(tiny))
+        return torch.tril(value, -1) + torch.diag_embed(diag)
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        lower = close(value, torch.tril(value), atol, rtol)
+        floor = self.floor * (1 - rtol) - atol
+        return lower & (value.diagonal(dim1=-2, dim2=-1) >= floor).all(-1)
+
+    def _project(self, value: Tensor) -> Tensor:
+        diag = value.diagonal(dim1=-2, dim2=-1).clamp_min(self.floor)
+        return torch.tril(value, -1) + torch.diag_embed(diag)
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return PositiveDefinite()._init(shape, generator, dtype, device)

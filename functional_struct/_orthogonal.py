@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
 
-__all__ = ["Orthogonal"]
+__all__ = ["Orthogonal", "SpecialOrthogonal"]
 
 _METHODS = ("cayley",)
 
@@ -71,20 +71,11 @@ class Orthogonal(AbstractStructure):
             )
 
     def _apply(self, raw: Tensor) -> Tensor:
-        lower = torch.tril(raw, -1)
-        eye = eye_like(raw)
-        q = 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
-        return _flip_first_column(q, raw[..., :1, :1] < 0)
+        return _flip_first_column(_cayley(raw), raw[..., :1, :1] < 0)
 
     def _inverse(self, value: Tensor) -> Tensor:
         flip = (torch.linalg.det(value) < 0)[..., None, None]
-        rotation = _flip_first_column(value, flip)
-        eye = eye_like(value)
-        # A = (Q - I)(Q + I)⁻¹; not differentiated, so solve is safe here. solve_ex does not
-        # raise where Q + I is singular (Q has eigenvalue -1): those get NaN raw instead.
-        skew, info = torch.linalg.solve_ex(rotation + eye, rotation - eye, left=False)
-        skew = torch.where((info == 0)[..., None, None], skew, torch.nan)
-        lower = torch.tril(skew - skew.mT, -1) / 2
+        lower = _inverse_cayley(_flip_first_column(value, flip))
         sign = torch.where(flip, -1.0, 1.0).to(value.dtype)
         corner = torch.nn.functional.pad(sign, (0, value.shape[-1] - 1, 0, value.shape[-1] - 1))
         return lower + corner
@@ -98,3 +89,66 @@ class Orthogonal(AbstractStructure):
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return self._inverse(haar_orthogonal(shape, generator, dtype, device))
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialOrthogonal(AbstractStructure):
+    """Rotations: square orthogonal matrices with determinant +1.
+
+    The Cayley map of ``Orthogonal`` without its sign: the whole raw diagonal is unused, and
+    the same limits hold (rotations with an eigenvalue -1, such as ``-I`` for even n, are out
+    of reach; ``inverse`` gives NaN there). ``init`` is Haar on the rotation group; ``project``
+    is the nearest rotation, ``U diag(1, ..., 1, det(U Vᵀ)) Vᵀ``.
+
+    Example:
+      >>> q = fs.SpecialOrthogonal().apply(torch.randn(3, 3))
+      >>> round(float(torch.linalg.det(q)), 4)
+      1.0
+    """
+
+    dtypes = LINALG_DTYPES
+    square = True
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return _cayley(raw)
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        return _inverse_cayley(value)
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        orthogonal = close(value.mT @ value, eye_like(value), atol, rtol)
+        return orthogonal & (torch.linalg.det(value) > 0)
+
+    def _project(self, value: Tensor) -> Tensor:
+        u, _, vh = torch.linalg.svd(value, full_matrices=False)
+        # Flip the direction of the smallest singular value where the polar factor is a
+        # reflection: the nearest rotation (singular values come in descending order).
+        flip = (torch.linalg.det(u @ vh) < 0)[..., None]
+        last = torch.arange(value.shape[-1], device=value.device) == value.shape[-1] - 1
+        return (u * torch.where(flip & last, -1.0, 1.0).to(value.dtype).unsqueeze(-2)) @ vh
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        q = haar_orthogonal(shape, generator, dtype, device)
+        return _inverse_cayley(_flip_first_column(q, (torch.linalg.det(q) < 0)[..., None, None]))
+
+
+def _cayley(raw: Tensor) -> Tensor:
+    """``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I`` for the skew ``A`` of the strict lower triangle.
+
+    Written with ``inv``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
+    """
+    lower = torch.tril(raw, -1)
+    eye = eye_like(raw)
+    return 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
+
+
+def _inverse_cayley(rotation: Tensor) -> Tensor:
+    """The strict lower triangle of ``A = (Q - I)(Q + I)⁻¹``, NaN where ``Q + I`` is singular.
+
+    Not differentiated, so ``solve`` is safe here; ``solve_ex`` does not raise where ``Q`` has
+    an eigenvalue -1.
+    """
+    eye = eye_like(rotation)
+    skew, info = torch.linalg.solve_ex(rotation + eye, rotation - eye, left=False)
+    skew = torch.where((info == 0)[..., None, None], skew, torch.nan)
+    return torch.tril(skew - skew.mT, -1) / 2

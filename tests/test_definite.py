@@ -123,3 +123,19 @@ def test_nan_propagates_and_is_not_contained():
 def test_bad_hyperparameters(kwargs):
     with pytest.raises(ValueError, match="PositiveDefinite: .*floor must be"):
         fs.PositiveDefinite(**kwargs)
+
+
+def test_cholesky_factor_gives_factorizable_gram_matrices():
+    s = fs.CholeskyFactor()
+    raw = 10 * torch.randn(20, 16, 16, generator=torch.Generator().manual_seed(8))
+    factor = s.apply(raw)
+    assert torch.equal(factor, factor.tril())
+    assert (factor.diagonal(dim1=-2, dim2=-1) >= s.floor).all()
+    torch.testing.assert_close(
+        torch.linalg.cholesky(factor.double() @ factor.double().mT), factor.double()
+    )
+
+
+def test_cholesky_factor_floor_must_be_positive():
+    with pytest.raises(ValueError, match="CholeskyFactor: floor must be a finite number > 0"):
+        fs.CholeskyFactor(floor=0.0)

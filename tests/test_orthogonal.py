@@ -72,3 +72,26 @@ def test_eigenvalue_minus_one_is_out_of_reach():
 def test_unknown_method():
     with pytest.raises(ValueError, match="Orthogonal: method must be one of 'cayley', got 'qr'"):
         fs.Orthogonal(method="qr")
+
+
+def test_special_orthogonal_is_rotations_only():
+    s = fs.SpecialOrthogonal()
+    raw = torch.randn(100, 4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    det = torch.linalg.det(s.apply(raw))
+    torch.testing.assert_close(det, torch.ones(100, dtype=torch.float64))
+    reflection = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    assert fs.Orthogonal().contains(reflection)
+    assert not s.contains(reflection)
+
+
+def test_special_orthogonal_project_is_the_nearest_rotation():
+    s = fs.SpecialOrthogonal()
+    a = torch.diag(torch.tensor([-3.0, 2.0, 1.0], dtype=torch.float64))
+    # the nearest rotation flips the direction of the smallest singular value (the third axis)
+    torch.testing.assert_close(s.project(a), torch.diag(torch.tensor([-1.0, 1.0, -1.0]).double()))
+    x = torch.randn(50, 3, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    p = s.project(x)
+    assert s.contains(p).all()
+    # no rotation from the Haar sample is closer than the projection
+    others = s.apply(s.init((50, 3, 3), dtype=torch.float64))
+    assert ((p - x).norm(dim=(-2, -1)) <= (others - x).norm(dim=(-2, -1)) + 1e-12).all()
