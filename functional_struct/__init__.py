@@ -9,6 +9,7 @@ pytree. Everything is a pure function of tensors, so it composes with ``function
 from ._combinators import Chain as Chain
 from ._combinators import Frozen as Frozen
 from ._definite import CholeskyFactor as CholeskyFactor
+from ._definite import Correlation as Correlation
 from ._definite import PositiveDefinite as PositiveDefinite
 from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
@@ -47,6 +48,7 @@ __all__ = [
     "Chain",
     "CholeskyFactor",
     "Circulant",
+    "Correlation",
     "Diagonal",
     "DoublyStochastic",
     "Frozen",

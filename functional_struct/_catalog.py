@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from ._combinators import Chain, Frozen
-from ._definite import CholeskyFactor, PositiveDefinite
+from ._definite import CholeskyFactor, Correlation, PositiveDefinite
 from ._elementwise import Bounded, Positive
 from ._normalized import DoublyStochastic, Simplex, UnitNorm
 from ._orthogonal import Orthogonal, SpecialOrthogonal
@@ -97,6 +97,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(Orthogonal(), _SQUARE, max_magnitude=100.0),
     CatalogEntry(SpecialOrthogonal(), _SQUARE, max_magnitude=100.0),
     CatalogEntry(CholeskyFactor(), _SQUARE),
+    CatalogEntry(Correlation(), _SQUARE),
     # combinators
     CatalogEntry(Chain(Positive(), Diagonal())),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),

@@ -10,9 +10,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._elementwise import inverse_softplus
-from ._structure import LINALG_DTYPES, AbstractStructure, add_to_diagonal, close
+from ._structure import LINALG_DTYPES, AbstractStructure, add_to_diagonal, close, eye_like
 
-__all__ = ["CholeskyFactor", "PositiveDefinite"]
+__all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite"]
+
+
+def _boundary_cholesky(gram: Tensor, value: Tensor) -> Tensor:
+    """Cholesky factor of the Gram part ``gram`` that ``inverse`` recovers from ``value``.
+
+    A member on the boundary of its set (a singular factor, so ``gram`` only semi-definite in
+    floating point) is retried with a jitter of a few ulps of ``value``'s scale; a non-member
+    gets NaN, never a silent answer. ``cholesky_ex`` never raises, also under ``vmap``.
+    """
+    factor, info = torch.linalg.cholesky_ex(gram)
+    eps = torch.finfo(value.dtype).eps
+    jitter = 8 * eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+    jittered, info_jittered = torch.linalg.cholesky_ex(add_to_diagonal(gram, jitter))
+    ok = (info == 0)[..., None, None]
+    factor = torch.where(ok, factor, jittered)
+    return torch.where(ok | (info_jittered == 0)[..., None, None], factor, math.nan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,15 +102,7 @@ class PositiveDefinite(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> Tensor:
         gram = add_to_diagonal(value, -self._shift_from_value(value))
-        factor, info = torch.linalg.cholesky_ex(gram)
-        # A member on the boundary of the set (L singular, so A - tI only semi-definite) gets
-        # a jitter of a few ulps of its scale; a non-member gets NaN, never a silent answer.
-        eps = torch.finfo(value.dtype).eps
-        jitter = 8 * eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
-        jittered, info_jittered = torch.linalg.cholesky_ex(add_to_diagonal(gram, jitter))
-        ok = (info == 0)[..., None, None]
-        factor = torch.where(ok, factor, jittered)
-        factor = torch.where(ok | (info_jittered == 0)[..., None, None], factor, math.nan)
+        factor = _boundary_cholesky(gram, value)
         diag = inverse_softplus(factor.diagonal(dim1=-2, dim2=-1))
         return torch.tril(factor, -1) + torch.diag_embed(diag)
 
@@ -174,6 +182,104 @@ class CholeskyFactor(AbstractStructure):
     def _project(self, value: Tensor) -> Tensor:
         diag = value.diagonal(dim1=-2, dim2=-1).clamp_min(self.floor)
         return torch.tril(value, -1) + torch.diag_embed(diag)
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        return PositiveDefinite()._init(shape, generator, dtype, device)
+
+
+# Added to the softplus diagonal before the rows are normalized: softplus underflows to exactly 0
+# for raw below about -104, and a row of zeros has no direction.
+_DIAGONAL_OFFSET = 1e-6
+
+
+def _unit_rows(raw: Tensor) -> Tensor:
+    """Lower-triangular factor with diagonal ``softplus + 1e-6``, rows scaled to unit norm."""
+    diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + _DIAGONAL_OFFSET
+    factor = torch.tril(raw, -1) + torch.diag_embed(diag)
+    return factor / torch.linalg.vector_norm(factor, dim=-1, keepdim=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Correlation(AbstractStructure):
+    """Correlation matrices: symmetric, unit diagonal, eigenvalues at least ``floor``.
+
+    ``apply`` normalizes the rows of a lower-triangular factor ``L`` (diagonal
+    ``softplus(raw_ii) + 1e-6``, never zero) so that ``L Lᵀ`` has a unit diagonal, and returns
+    ``C = (1 - floor) L Lᵀ + floor I``: still unit-diagonal, with every eigenvalue at least
+    ``floor``, which keeps float32 Cholesky working where ``L Lᵀ`` alone would be numerically
+    singular. ``inverse`` is exact (a Cholesky factorization of ``(C - floor I) / (1 - floor)``).
+    ``project`` runs 100 steps of Higham's alternating projections (with Dykstra's correction)
+    between the matrices with eigenvalues >= ``floor`` and those with a unit diagonal, then clips
+    blends with ``I`` just enough to lift the smallest eigenvalue to ``floor``, so it always
+    lands in the set and fixes members; it is the nearest correlation matrix up to the
+    convergence of those steps.
+
+    Args:
+      floor: the eigenvalue floor, in ``(0, 1)``.
+
+    Example:
+      >>> c = fs.Correlation().apply(torch.randn(3, 3))
+      >>> c.diagonal()
+      tensor([1., 1., 1.])
+    """
+
+    floor: float = 1e-4
+
+    dtypes = LINALG_DTYPES
+    square = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.floor, bool) or not (
+            isinstance(self.floor, (int, float)) and 0 < self.floor < 1
+        ):
+            raise ValueError(f"Correlation: floor must be a number in (0, 1), got {self.floor!r}.")
+
+    def _from_factor(self, factor: Tensor) -> Tensor:
+        gram = (1 - self.floor) * (factor @ factor.mT)
+        return add_to_diagonal(
+            gram, torch.full(gram.shape[:-2], self.floor, dtype=gram.dtype, device=gram.device)
+        )
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return self._from_factor(_unit_rows(raw))
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        shift = torch.full(value.shape[:-2], -self.floor, dtype=value.dtype, device=value.device)
+        factor = _boundary_cholesky(add_to_diagonal(value, shift) / (1 - self.floor), value)
+        diag = factor.diagonal(dim1=-2, dim2=-1)
+        # Any positive multiple of a row normalizes to the same row: scale row i by
+        # 1 + offset / L_ii, so that its diagonal minus the offset is exactly L_ii > 0.
+        scale = (1 + _DIAGONAL_OFFSET / diag).unsqueeze(-1)
+        return torch.tril(factor * scale, -1) + torch.diag_embed(inverse_softplus(diag))
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        symmetric = close(value, value.mT, atol, rtol)
+        diag = value.diagonal(dim1=-2, dim2=-1)
+        unit = ((diag - 1).abs() <= atol + rtol).all(-1)
+        shift = torch.full(
+            value.shape[:-2], -self.floor / 2, dtype=value.dtype, device=value.device
+        )
+        floor = torch.linalg.cholesky_ex(add_to_diagonal(value, shift)).info == 0
+        return symmetric & unit & floor
+
+    def _clip(self, value: Tensor) -> Tensor:
+        eigenvalues, vectors = torch.linalg.eigh((value + value.mT) / 2)
+        return (vectors * eigenvalues.clamp_min(self.floor).unsqueeze(-2)) @ vectors.mT
+
+    def _project(self, value: Tensor) -> Tensor:
+        y = (value + value.mT) / 2
+        correction = torch.zeros_like(y)
+        for _ in range(100):
+            r = y - correction
+            x = self._clip(r)
+            correction = x - r
+            y = x - torch.diag_embed(x.diagonal(dim1=-2, dim2=-1) - 1)
+        # y has a unit diagonal; blend it with I, which keeps that diagonal, just enough to lift
+        # its smallest eigenvalue to floor (alpha = 0, y unchanged, for members).
+        y = (y + y.mT) / 2
+        smallest = torch.linalg.eigvalsh(y)[..., :1].unsqueeze(-1)
+        alpha = ((self.floor - smallest) / (1 - smallest)).clamp(0, 1)
+        return (1 - alpha) * y + alpha * eye_like(y)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return PositiveDefinite()._init(shape, generator, dtype, device)

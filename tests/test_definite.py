@@ -140,3 +140,30 @@ def test_cholesky_factor_is_lower_triangular_with_a_floored_diagonal():
 def test_cholesky_factor_floor_must_be_positive():
     with pytest.raises(ValueError, match="CholeskyFactor: floor must be a finite number > 0"):
         fs.CholeskyFactor(floor=0.0)
+
+
+def test_correlation_unit_diagonal_and_float32_cholesky_for_extreme_raw():
+    c = fs.Correlation()
+    for scale in (1e-3, 1.0, 1e4):
+        raw = scale * torch.randn(10, 64, 64, generator=torch.Generator().manual_seed(10))
+        value = c.apply(raw)
+        torch.testing.assert_close(value.diagonal(dim1=-2, dim2=-1), torch.ones(10, 64))
+        assert _factorizable(value)
+        assert (torch.linalg.eigvalsh(value.double())[:, 0] >= c.floor * (1 - 1e-3)).all()
+
+
+def test_correlation_inverse_of_a_sample_correlation():
+    x = torch.randn(500, 4, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    cov = x.mT @ x
+    d = cov.diagonal().rsqrt()
+    corr = cov * d * d.unsqueeze(-1)
+    torch.testing.assert_close(fs.Correlation().apply(fs.Correlation().inverse(corr)), corr)
+
+
+def test_correlation_project_finds_the_nearest_correlation():
+    """[[1, 2], [2, 1]]: the nearest correlation matrix has off-diagonal 1 (eigenvalue 0),
+    here lifted to the floor."""
+    c = fs.Correlation()
+    p = c.project(torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64))
+    assert c.contains(p)
+    assert abs(p[0, 1].item() - 1.0) < 1e-3
