@@ -219,8 +219,10 @@ class Correlation(AbstractStructure):
 
     Example:
       >>> c = fs.Correlation().apply(torch.randn(3, 3))
-      >>> c.diagonal()
-      tensor([1., 1., 1.])
+      >>> torch.allclose(c.diagonal(), torch.ones(3))
+      True
+      >>> bool(torch.linalg.eigvalsh(c).min() >= 1e-4)
+      True
     """
 
     floor: float = 1e-4
