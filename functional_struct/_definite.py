@@ -15,6 +15,20 @@ from ._structure import LINALG_DTYPES, AbstractStructure, add_to_diagonal, close
 __all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite"]
 
 
+def _factor_raw(
+    shape: torch.Size, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Raw for a well-conditioned lower factor: unit diagonal, off-diagonal N(0, 1/n).
+
+    Its Gram matrix has a condition number near 440 at n = 256, where raw N(0, 1) would be
+    numerically singular (conditioning belongs to init). Shared by the factor-based structures.
+    """
+    n = shape[-1]
+    noise = torch.randn(shape, generator=generator, dtype=dtype, device=device) / math.sqrt(n)
+    one = inverse_softplus(torch.ones((), dtype=dtype, device=device))
+    return torch.tril(noise, -1) + torch.diag_embed(one.expand(shape[:-1]))
+
+
 def _boundary_cholesky(gram: Tensor, value: Tensor) -> Tensor:
     """Cholesky factor of the Gram part ``gram`` that ``inverse`` recovers from ``value``.
 
@@ -127,12 +141,7 @@ class PositiveDefinite(AbstractStructure):
         return (vectors * clipped.unsqueeze(-2)) @ vectors.mT
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        # Unit diagonal of L and off-diagonal N(0, 1/n): the Gram matrix stays well-conditioned
-        # (condition number near 440 at n = 256), where raw N(0, 1) would be numerically singular.
-        n = shape[-1]
-        noise = torch.randn(shape, generator=generator, dtype=dtype, device=device) / math.sqrt(n)
-        one = inverse_softplus(torch.ones((), dtype=dtype, device=device))
-        return torch.tril(noise, -1) + torch.diag_embed(one.expand(shape[:-1]))
+        return _factor_raw(shape, generator, dtype, device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +193,7 @@ class CholeskyFactor(AbstractStructure):
         return torch.tril(value, -1) + torch.diag_embed(diag)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return PositiveDefinite()._init(shape, generator, dtype, device)
+        return _factor_raw(shape, generator, dtype, device)
 
 
 # Added to the softplus diagonal before the rows are normalized: softplus underflows to exactly 0
@@ -284,4 +293,4 @@ class Correlation(AbstractStructure):
         return (1 - alpha) * y + alpha * eye_like(y)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return PositiveDefinite()._init(shape, generator, dtype, device)
+        return _factor_raw(shape, generator, dtype, device)
