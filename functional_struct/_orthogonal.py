@@ -1,4 +1,4 @@
-"""Orthogonal matrices."""
+"""Orthogonal matrices and orthonormal frames (the Stiefel manifold)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from ._expm import matrix_exp
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
 
 __all__ = ["Orthogonal", "SpecialOrthogonal"]
 
-_METHODS = ("cayley",)
+_METHODS = ("cayley", "expm", "householder")
 
 
 def haar_orthogonal(
@@ -32,22 +33,35 @@ def _flip_first_column(q: Tensor, flip: Tensor) -> Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Orthogonal(AbstractStructure):
-    """Square orthogonal matrices, ``QᵀQ = I`` (both components: determinant +1 and -1).
+    """Matrices with orthonormal columns, ``QᵀQ = I``: square (both determinants) or tall.
 
-    ``method="cayley"``: ``A`` is the skew-symmetric matrix built from the strictly lower raw
-    triangle and ``Q = (I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv``
-    (``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13, ``inv`` is right).
-    ``I - A`` has singular values >= 1, so the map is smooth with finite gradients everywhere.
-    A negative ``raw[0, 0]`` negates the first column, which reaches determinant -1; the rest
-    of the raw diagonal is unused. The Cayley map never reaches rotations with an eigenvalue
-    -1 (such as ``-I`` for even n): ``inverse`` of those gives NaN raw. Orthogonality
-    degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about 100.
+    The raw has the shape of ``Q``; a square ``Q`` is an orthogonal matrix, a tall one (more
+    rows than columns) a point of the Stiefel manifold. Three maps, all smooth with finite
+    gradients everywhere:
 
-    ``init`` is Haar-distributed on the orthogonal group; ``project`` is the polar factor
-    ``U Vᵀ`` of the SVD ``U S Vᵀ``.
+    - ``"cayley"`` (default, the fastest at n >= 64): ``A`` is the skew-symmetric matrix of the
+      strict lower raw triangle (zero-padded to n x n for tall raw) and ``Q`` is the first columns
+      of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv``
+      (``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13). Orthogonality
+      degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about
+      100. Rotations with an eigenvalue -1 (such as ``-I`` for even n) are out of its reach:
+      ``inverse`` gives NaN raw there.
+    - ``"expm"`` (square only): ``Q = exp(A)``, by the batched Padé exponential of this library
+      (8 squarings; accurate while the 1-norm of ``A`` is below about 1000 in float32, so raw
+      entries up to about 500 / n). ``inverse`` is the principal matrix logarithm (polar square
+      roots, then the inverse Cayley series), computed in float64.
+    - ``"householder"``: ``Q = -H₁ ⋯ H_k`` (first columns), each ``H_j`` the reflection along
+      the raw column ``j`` below the diagonal with a unit in the diagonal slot
+      (``torch.linalg.householder_product``). Raw zero gives the identity. Columns that would
+      need a reflection along ``e_j`` itself are out of reach (``inverse`` gives NaN).
+
+    For square ``Q``, a negative ``raw[0, 0]`` negates the first column, which reaches
+    determinant -1; the rest of the raw diagonal is unused (all of it for tall raw, whose set
+    is connected). ``init`` is Haar-distributed; ``project`` is the polar factor ``U Vᵀ`` of
+    the thin SVD ``U S Vᵀ``.
 
     Args:
-      method: how raw maps to the group; ``"cayley"``.
+      method: ``"cayley"``, ``"expm"`` or ``"householder"``.
 
     Example:
       >>> q = fs.Orthogonal().apply(torch.randn(4, 4))
@@ -56,12 +70,14 @@ class Orthogonal(AbstractStructure):
       >>> q = fs.Orthogonal().apply(-torch.eye(3))
       >>> round(float(torch.linalg.det(q)), 4)
       -1.0
+      >>> frame = fs.Orthogonal(method="householder").apply(torch.randn(5, 2))
+      >>> torch.allclose(frame.mT @ frame, torch.eye(2), atol=1e-5)
+      True
     """
 
     method: str = "cayley"
 
     dtypes = LINALG_DTYPES
-    square = True
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -70,15 +86,33 @@ class Orthogonal(AbstractStructure):
                 f"got {self.method!r}."
             )
 
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        if core[-2] < core[-1]:
+            return "needs a square or tall matrix (rows >= columns; transpose a wide one)"
+        if self.method == "expm" and core[-2] != core[-1]:
+            return "with method 'expm' needs a square matrix (tall ones: 'cayley', 'householder')"
+        return None
+
     def _apply(self, raw: Tensor) -> Tensor:
-        return _flip_first_column(_cayley(raw), raw[..., :1, :1] < 0)
+        if self.method == "cayley":
+            q = _cayley(raw)
+        elif self.method == "expm":
+            lower = torch.tril(raw, -1)
+            q = matrix_exp(lower - lower.mT)
+        else:
+            q = _householder(raw)
+        if raw.shape[-1] != raw.shape[-2]:
+            return q
+        return _flip_first_column(q, raw[..., :1, :1] < 0)
 
     def _inverse(self, value: Tensor) -> Tensor:
+        n, k = value.shape[-2:]
+        if n != k:
+            return _INVERSES[self.method](value)
         flip = (torch.linalg.det(value) < 0)[..., None, None]
-        lower = _inverse_cayley(_flip_first_column(value, flip))
+        lower = _INVERSES[self.method](_flip_first_column(value, flip))
         sign = torch.where(flip, -1.0, 1.0).to(value.dtype)
-        corner = torch.nn.functional.pad(sign, (0, value.shape[-1] - 1, 0, value.shape[-1] - 1))
-        return lower + corner
+        return lower + torch.nn.functional.pad(sign, (0, n - 1, 0, n - 1))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         return close(value.mT @ value, eye_like(value), atol, rtol)
@@ -133,22 +167,89 @@ class SpecialOrthogonal(AbstractStructure):
 
 
 def _cayley(raw: Tensor) -> Tensor:
-    """``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I`` for the skew ``A`` of the strict lower triangle.
+    """The first columns of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, ``A`` skew from the raw.
 
+    ``A`` is built from the strict lower triangle of the n x k raw, zero-padded to n x n.
     Written with ``inv``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
     """
-    lower = torch.tril(raw, -1)
-    eye = eye_like(raw)
-    return 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
+    n, k = raw.shape[-2:]
+    lower = torch.nn.functional.pad(torch.tril(raw, -1), (0, n - k))
+    eye = eye_like(lower)
+    q = 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
+    return q if n == k else q[..., :k]
 
 
-def _inverse_cayley(rotation: Tensor) -> Tensor:
-    """The strict lower triangle of ``A = (Q - I)(Q + I)⁻¹``, NaN where ``Q + I`` is singular.
+def _inverse_cayley(q: Tensor) -> Tensor:
+    """The raw whose Cayley image is ``q`` (n x k, orthonormal columns); NaN where none is.
 
-    Not differentiated, so ``solve`` is safe here; ``solve_ex`` does not raise where ``Q`` has
-    an eigenvalue -1.
+    With ``q = [Q₁; Q₂]`` (``Q₁`` the top k x k block) and ``K = (Q₁ + I)⁻¹``, the skew
+    ``A = [[B, -Cᵀ], [C, 0]]`` has ``C = Q₂ K`` and ``B = I - 2K + CᵀC``; for square ``q``
+    this is ``(Q - I)(Q + I)⁻¹``. Not differentiated, so ``inv_ex`` is safe here.
     """
-    eye = eye_like(rotation)
-    skew, info = torch.linalg.solve_ex(rotation + eye, rotation - eye, left=False)
-    skew = torch.where((info == 0)[..., None, None], skew, torch.nan)
-    return torch.tril(skew - skew.mT, -1) / 2
+    k = q.shape[-1]
+    top, bottom = q[..., :k, :], q[..., k:, :]
+    eye = eye_like(top)
+    inverse, info = torch.linalg.inv_ex(top + eye)
+    c = bottom @ inverse
+    b = eye - 2 * inverse + c.mT @ c
+    lower = torch.cat([torch.tril(b - b.mT, -1) / 2, c], dim=-2)
+    return torch.where((info == 0)[..., None, None], lower, torch.nan)
+
+
+def _householder(raw: Tensor) -> Tensor:
+    """``-H₁ ⋯ H_k`` applied to the first k columns of I, reflectors from the raw columns."""
+    n, k = raw.shape[-2:]
+    vectors = torch.tril(raw, -1) + torch.eye(n, k, dtype=raw.dtype, device=raw.device)
+    tau = 2 / vectors.square().sum(-2)
+    return -torch.linalg.householder_product(vectors, tau)
+
+
+def _inverse_householder(q: Tensor) -> Tensor:
+    """The raw whose Householder image is ``q``: one reflector per column, left to right.
+
+    ``q = -H₁ ⋯ H_k E`` gives ``q e₁ = -H₁ e₁``, so ``v₁ = (e₁ + q₁) / (1 + q₁₁)``; then
+    ``H₁ q = -H₂ ⋯ H_k E`` and so on. NaN where a column is ``-e_j`` (out of reach).
+    """
+    n, k = q.shape[-2:]
+    rows = torch.arange(n, device=q.device)
+    columns = []
+    m = q
+    for j in range(k):
+        x = torch.where(rows >= j, m[..., :, j], 0.0)
+        v = (x + (rows == j).to(q.dtype)) / (1 + x[..., j : j + 1])
+        tau = 2 / v.square().sum(-1)
+        m = m - (tau[..., None] * v)[..., :, None] * (v[..., None, :] @ m)
+        columns.append(torch.where(rows > j, v, 0.0))
+    return torch.stack(columns, dim=-1)
+
+
+def _log_rotation(q: Tensor, roots: int = 4, terms: int = 10) -> Tensor:
+    """The strict lower triangle of the principal logarithm of rotations ``q``, in float64.
+
+    Take ``roots`` principal square roots (the polar factor of ``I + X`` is ``X^(1/2)``), so
+    every rotation angle is below pi / 16; then ``log X = 2 atanh(A)`` with the inverse Cayley
+    transform ``A = (X - I)(X + I)⁻¹`` (norm below tan(pi / 32)), summed as a series. NaN for
+    rotations with an eigenvalue -1 (no principal logarithm; the first square root fails).
+    """
+    x = q.to(torch.float64)
+    u, _, vh = torch.linalg.svd(x)
+    x = u @ vh  # exactly orthogonal in float64
+    eye = eye_like(x)
+    target = x
+    for i in range(roots):
+        u, _, vh = torch.linalg.svd(eye + x)
+        x = u @ vh
+        if i == 0:  # where I + Q is singular the polar factor is not a square root
+            ok = ((x @ x - target).abs().amax((-2, -1)) < 1e-6)[..., None, None]
+    a = torch.linalg.solve(x + eye, x - eye, left=False)
+    a2 = a @ a
+    term, total = a, a
+    for j in range(1, terms):
+        term = term @ a2
+        total = total + term / (2 * j + 1)
+    log = 2 ** (roots + 1) * total
+    lower = torch.tril(log - log.mT, -1) / 2
+    return torch.where(ok, lower, torch.nan).to(q.dtype)
+
+
+_INVERSES = {"cayley": _inverse_cayley, "expm": _log_rotation, "householder": _inverse_householder}

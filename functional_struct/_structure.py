@@ -85,17 +85,22 @@ class AbstractStructure(abc.ABC):
     square: ClassVar[bool] = False
     """Whether the two trailing dims must be equal."""
 
+    raw_names: ClassVar[tuple[str, ...] | None] = None
+    """For factored structures, whose raw is a tuple of tensors: the names of its parts (for
+    example ``("left", "right")`` for ``LowRank``). None: the raw is one tensor."""
+
     # ----------------------------------------------------------------------------- public API
     def apply(self, raw: Tensor) -> Tensor:
         """Map a raw, unconstrained tensor to a member of the set.
 
         Args:
-          raw: a floating-point tensor of the raw shape; leading dims are batch dims.
+          raw: a floating-point tensor of the raw shape (a tuple of them for factored
+            structures, see ``raw_names``); leading dims are batch dims.
 
         Returns:
           A tensor of the structured shape, with the dtype and device of ``raw``.
         """
-        self._check_value(raw, "apply", "raw", raw=True)
+        self._check_raw(raw, "apply")
         return self._apply(raw)
 
     def inverse(self, value: Tensor) -> Tensor:
@@ -108,7 +113,7 @@ class AbstractStructure(abc.ABC):
           value: a member of the set; leading dims are batch dims.
 
         Returns:
-          A raw tensor.
+          A raw tensor (a tuple of them for factored structures).
         """
         self._check_value(value, "inverse", "value")
         return self._inverse(value)
@@ -180,7 +185,7 @@ class AbstractStructure(abc.ABC):
           device: the device (default: the generator's device, else the CPU).
 
         Returns:
-          A raw tensor.
+          A raw tensor (a tuple of them for factored structures).
         """
         shape = torch.Size(shape)
         dtype = torch.get_default_dtype() if dtype is None else dtype
@@ -270,13 +275,42 @@ class AbstractStructure(abc.ABC):
         if problem is not None:
             raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.")
 
-    def _check_value(self, x: Any, method: str, name: str, raw: bool = False) -> None:
+    def _check_raw(self, raw: Any, method: str) -> None:
+        """Check a raw input: one tensor, or for factored structures a tuple of them."""
+        if self.raw_names is None:
+            self._check_value(raw, method, "raw", raw=True)
+            return
+        names = self.raw_names
+        if not isinstance(raw, tuple) or len(raw) != len(names):
+            got = f"a tuple of {len(raw)}" if isinstance(raw, tuple) else type(raw).__name__
+            raise self._fail(
+                method, f"raw must be a tuple ({', '.join(names)}), got {got}.", TypeError
+            )
+        for name, part in zip(names, raw, strict=True):
+            self._check_raw_part(name, part, method)
+        problem = self._check_raw_shapes(raw)
+        if problem is not None:
+            shapes = ", ".join(
+                f"{n} {tuple(p.shape)}" for n, p in zip(names, raw, strict=True) if isinstance(p, Tensor)
+            )
+            raise self._fail(method, f"raw {problem}, got {shapes}.")
+
+    def _check_raw_part(self, name: str, part: Any, method: str) -> None:
+        """Check one part of a factored raw (a tensor of an accepted dtype, by default)."""
+        self._check_value(part, method, f"raw part {name!r}", raw=None)
+
+    def _check_raw_shapes(self, raw: tuple[Any, ...]) -> str | None:
+        """Why the parts of a factored raw do not fit together, or None if they do."""
+        return None
+
+    def _check_value(self, x: Any, method: str, name: str, raw: bool | None = False) -> None:
         if not isinstance(x, Tensor):
             raise self._fail(
                 method, f"{name} must be a torch.Tensor, got {type(x).__name__}.", TypeError
             )
         self._check_dtype(x.dtype, method)
-        self._check_shape(x.shape, method, name, raw)
+        if raw is not None:  # None: the caller checks the shape
+            self._check_shape(x.shape, method, name, raw)
 
 
 def eye_like(x: Tensor) -> Tensor:

@@ -97,19 +97,28 @@ def _rebuild(node: Any, children: list[Any]) -> Any:
 
 
 def _broadcast_copy(x: Any, batch: tuple[int, ...]) -> Any:
-    """A detached copy of a tensor leaf, broadcast to ``batch`` leading dims; others as they are."""
+    """A detached copy of tensor leaves (a tensor, or a factored raw's tuple of them), broadcast
+    to ``batch`` leading dims; anything else as it is."""
+    if isinstance(x, tuple):
+        return tuple(_broadcast_copy(part, batch) for part in x)
     if not isinstance(x, Tensor):
         return x
     return x.detach().expand(*batch, *x.shape).clone()
 
 
-# Remembered matches: (structure tree, optree layout of the raw tree) -> ((path, structure), ...).
-_PLANS: dict[tuple[Any, Any], tuple[tuple[str, AbstractStructure | None], ...]] = {}
+def _layout(tree: Any) -> Any:
+    return optree.tree_structure(tree, none_is_leaf=True, namespace="torch")
+
+
+# Remembered matches, per (structure tree, optree layout of the input, reads raw trees):
+# (((path, structure or None, layout of a factored raw or None), ...), layout of the output).
+Step = tuple[str, AbstractStructure | None, Any]
+_PLANS: dict[tuple[Any, Any, bool], tuple[tuple[Step, ...], Any]] = {}
 _MAX_PLANS = 1024
 
 
 def _call(
-    fn: Callable[[AbstractStructure, Tensor], Any], leaf: AbstractStructure, x: Tensor, path: str
+    fn: Callable[[AbstractStructure, Any], Any], leaf: AbstractStructure, x: Any, path: str
 ) -> Any:
     """``fn(leaf, x)``, with a leaf's ValueError/TypeError re-raised naming the tree path."""
     try:
@@ -123,6 +132,26 @@ def _call(
 def _with_path(path: str, error: Exception) -> Exception:
     where = f"leaf {path!r}" if path else "the root"
     return type(error)(f"fs.structure: {where}: {error}")
+
+
+def _steps(
+    paths: list[tuple[Any, ...]], governed: dict[tuple[Any, ...], Step]
+) -> tuple[Step, ...] | None:
+    """The walk's record in optree's leaf order, a factored raw's leaves grouped into one step.
+
+    None when some optree leaf has no recorded node (a container that only optree knows).
+    """
+    steps: list[Step] = []
+    i = 0
+    while i < len(paths):
+        path = paths[i]
+        cut = next((c for c in range(len(path), -1, -1) if path[:c] in governed), None)
+        if cut is None:
+            return None
+        step = governed[path[:cut]]
+        steps.append(step)
+        i += 1 if step[2] is None else step[2].num_leaves
+    return tuple(steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,69 +188,86 @@ class StructureTree:
     def _map(
         self,
         tree: Any,
-        fn: Callable[[AbstractStructure, Tensor], Any],
+        fn: Callable[[AbstractStructure, Any], Any],
         passthrough: Callable[[Any], Any],
+        raw: bool = False,
     ) -> Any:
         """``fn(structure, leaf)`` on structured leaves, ``passthrough(leaf)`` on the others.
 
-        The first call for a tree layout walks it and matches the rules (``_walk``); the match
-        is then remembered per (structure tree, layout), so later calls flatten with optree and
-        call the leaf maps directly: a few microseconds per leaf. While ``torch.compile``
-        traces, the walk itself runs (it is plain Python that dynamo follows).
+        With ``raw=True`` the tree holds raw inputs, so a factored structure's node (a tuple of
+        tensors) is one leaf. The first call for a tree layout walks it and matches the rules
+        (``_walk``); the match is then remembered per (structure tree, layout), so later calls
+        flatten with optree and call the leaf maps directly: well under a microsecond per leaf
+        of overhead. While ``torch.compile`` traces, the walk itself runs (plain Python that
+        dynamo follows).
         """
         if torch.compiler.is_compiling():
-            return self._walk(tree, fn, passthrough)
+            return self._walk(tree, fn, passthrough, raw)
         leaves, layout = optree.tree_flatten(tree, none_is_leaf=True, namespace="torch")
-        plan = _PLANS.get((self, layout))
+        plan = _PLANS.get((self, layout, raw))
         if plan is None:
-            governed: dict[str, AbstractStructure | None] = {}
-            out = self._walk(tree, fn, passthrough, governed)
-            paths = [
-                ".".join(map(str, p))
-                for p in optree.tree_paths(tree, none_is_leaf=True, namespace="torch")
-            ]
-            if all(p in governed for p in paths):  # else a container only optree knows
+            governed: dict[tuple[Any, ...], Step] = {}
+            out = self._walk(tree, fn, passthrough, raw, governed)
+            steps = _steps(optree.tree_paths(tree, none_is_leaf=True, namespace="torch"), governed)
+            if steps is not None:  # else a container only optree knows
                 if len(_PLANS) >= _MAX_PLANS:
                     _PLANS.clear()
-                _PLANS[(self, layout)] = tuple((p, governed[p]) for p in paths)
+                grouped = any(group is not None for _, _, group in steps)
+                _PLANS[(self, layout, raw)] = (steps, _layout(out) if grouped else layout)
             return out
-        results = []
-        for (path, governing), leaf in zip(plan, leaves, strict=True):
+        steps, out_layout = plan
+        results, i = [], 0
+        for path, governing, group in steps:
+            if group is None:
+                leaf, i = leaves[i], i + 1
+            else:
+                leaf = optree.tree_unflatten(group, leaves[i : i + group.num_leaves])
+                i += group.num_leaves
             if governing is None:
                 results.append(passthrough(leaf))
-            elif not isinstance(leaf, Tensor):
-                return self._walk(tree, fn, passthrough)  # raises the walk's error
+            elif group is None and not isinstance(leaf, Tensor):
+                return self._walk(tree, fn, passthrough, raw)  # raises the walk's error
             else:
                 results.append(_call(fn, governing, leaf, path))
-        return optree.tree_unflatten(layout, results)
+        return optree.tree_unflatten(out_layout, results)
 
     def _walk(
         self,
         tree: Any,
-        fn: Callable[[AbstractStructure, Tensor], Any],
+        fn: Callable[[AbstractStructure, Any], Any],
         passthrough: Callable[[Any], Any],
-        governed: dict[str, AbstractStructure | None] | None = None,
+        raw: bool = False,
+        governed: dict[tuple[Any, ...], Step] | None = None,
     ) -> Any:
         """Match the rules node by node and map the leaves; record each leaf's structure."""
         used = [False] * len(self.rules)
         seen: list[str] = []
 
-        def walk(node: Any, path: str, depth: int, governing: AbstractStructure | None) -> Any:
-            rule = self._rule_at(path, depth)
+        def walk(
+            node: Any, keys: tuple[Any, ...], path: str, governing: AbstractStructure | None
+        ) -> Any:
+            rule = self._rule_at(path, len(keys))
             if rule is not None:
                 used[rule] = True
                 governing = self.rules[rule][1]
             seen.append(path)
-            children = _children(node)
+            factored_raw = (
+                raw
+                and isinstance(node, tuple)
+                and governing is not None
+                and governing.raw_names is not None
+            )
+            children = None if factored_raw else _children(node)
             if children is not None:
                 return _rebuild(
-                    node, [walk(c, _join(path, k), depth + 1, governing) for k, c in children]
+                    node,
+                    [walk(c, (*keys, k), _join(path, k), governing) for k, c in children],
                 )
             if governed is not None:
-                governed[path] = governing
+                governed[keys] = (path, governing, _layout(node) if factored_raw else None)
             if governing is None:
                 return passthrough(node)
-            if not isinstance(node, Tensor):
+            if not (factored_raw or isinstance(node, Tensor)):
                 raise _with_path(
                     path,
                     TypeError(
@@ -230,7 +276,7 @@ class StructureTree:
                 )
             return _call(fn, governing, node, path)
 
-        out = walk(tree, "", 0, None)
+        out = walk(tree, (), "", None)
         unused = [self.rules[i][0] for i, u in enumerate(used) if not u]
         if unused:
             names = [p for p in seen if p]
@@ -260,7 +306,7 @@ class StructureTree:
           tensor([[1., 1.],
                   [0., 1.]])
         """
-        return self._map(raw, lambda s, x: s.apply(x), lambda x: x)
+        return self._map(raw, lambda s, x: s.apply(x), lambda x: x, raw=True)
 
     def inverse(self, value: Any) -> Any:
         """A right inverse of :meth:`apply` over a pytree of members.
