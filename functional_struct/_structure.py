@@ -291,7 +291,9 @@ class AbstractStructure(abc.ABC):
         problem = self._check_raw_shapes(raw)
         if problem is not None:
             shapes = ", ".join(
-                f"{n} {tuple(p.shape)}" for n, p in zip(names, raw, strict=True) if isinstance(p, Tensor)
+                f"{n} {tuple(p.shape)}"
+                for n, p in zip(names, raw, strict=True)
+                if isinstance(p, Tensor)
             )
             raise self._fail(method, f"raw {problem}, got {shapes}.")
 

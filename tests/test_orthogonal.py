@@ -1,4 +1,4 @@
-"""Orthogonal: orthogonality to float precision, both components, Haar init, polar projection."""
+"""Orthogonal: every method to float precision, both components, tall frames, Haar init."""
 
 import math
 
@@ -8,6 +8,7 @@ import torch
 import functional_struct as fs
 
 Q = fs.Orthogonal()
+METHODS = ["cayley", "expm", "householder"]
 
 
 def _orthogonality_error(q):
@@ -17,9 +18,50 @@ def _orthogonality_error(q):
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-5), (torch.float64, 1e-13)])
 @pytest.mark.parametrize("n", [8, 64, 256])
-def test_orthogonal_to_float_precision_from_init(n, dtype, tol):
-    q = Q.apply(Q.init((2, n, n), generator=torch.Generator().manual_seed(n), dtype=dtype))
+@pytest.mark.parametrize("method", METHODS)
+def test_orthogonal_to_float_precision_from_init(method, n, dtype, tol):
+    s = fs.Orthogonal(method=method)
+    q = s.apply(s.init((2, n, n), generator=torch.Generator().manual_seed(n), dtype=dtype))
     assert _orthogonality_error(q) < tol * math.sqrt(n)
+
+
+@pytest.mark.parametrize("method", ["cayley", "householder"])
+@pytest.mark.parametrize("shape", [(7, 3), (64, 8), (5, 1)])
+def test_tall_frames_round_trip(method, shape):
+    s = fs.Orthogonal(method=method)
+    gen = torch.Generator().manual_seed(5)
+    frames = s.apply(s.init((10, *shape), generator=gen, dtype=torch.float64))
+    assert _orthogonality_error(frames) < 1e-13
+    torch.testing.assert_close(s.apply(s.inverse(frames)), frames)
+    # Any orthonormal frame is reached: the polar factor of a Gaussian, say.
+    other = s.project(torch.randn(10, *shape, generator=gen, dtype=torch.float64))
+    torch.testing.assert_close(s.apply(s.inverse(other)), other)
+
+
+def test_tall_raw_of_the_cayley_map_is_its_chart():
+    """Tall Cayley: the raw is the strict lower triangle of the top block and the bottom block,
+    and inverse recovers exactly those entries (r(n - r) + r(r - 1)/2 numbers)."""
+    gen = torch.Generator().manual_seed(6)
+    raw = torch.tril(torch.randn(6, 4, generator=gen, dtype=torch.float64), -1)
+    s = fs.Orthogonal()
+    torch.testing.assert_close(s.inverse(s.apply(raw)), raw)
+
+
+def test_expm_is_the_matrix_exponential():
+    gen = torch.Generator().manual_seed(7)
+    raw = 0.3 * torch.randn(8, 6, 6, generator=gen, dtype=torch.float64).tril(-1)
+    skew = raw - raw.mT  # raw[0, 0] = 0: determinant +1
+    s = fs.Orthogonal(method="expm")
+    torch.testing.assert_close(s.apply(raw), torch.linalg.matrix_exp(skew))
+    # Angles below pi: the principal logarithm gives the raw back.
+    torch.testing.assert_close(s.inverse(torch.linalg.matrix_exp(skew)).tril(-1), raw)
+
+
+def test_wide_and_tall_expm_are_refused():
+    with pytest.raises(ValueError, match=r"rows >= columns.*\(3, 5\)"):
+        Q.apply(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"'expm' needs a square matrix.*\(5, 3\)"):
+        fs.Orthogonal(method="expm").init((5, 3))
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 10.0, 100.0])
@@ -28,7 +70,9 @@ def test_orthogonal_in_float32_over_the_documented_range(scale):
     assert Q.contains(Q.apply(raw)).all()
 
 
-def test_both_determinants_are_reached_and_inverted():
+@pytest.mark.parametrize("method", METHODS)
+def test_both_determinants_are_reached_and_inverted(method):
+    Q = fs.Orthogonal(method=method)
     gen = torch.Generator().manual_seed(1)
     raw = torch.randn(200, 5, 5, generator=gen, dtype=torch.float64)
     det = torch.linalg.det(Q.apply(raw))
@@ -40,8 +84,10 @@ def test_both_determinants_are_reached_and_inverted():
     torch.testing.assert_close(Q.apply(Q.inverse(members)), members)
 
 
-def test_haar_init_trace_statistics():
+@pytest.mark.parametrize("method", METHODS)
+def test_haar_init_trace_statistics(method):
     """For Haar Q on O(n), E[tr Q] = 0 and E[tr(Q)²] = 1 (n >= 2); a biased init breaks these."""
+    Q = fs.Orthogonal(method=method)
     n, count = 6, 4000
     q = Q.apply(
         Q.init((count, n, n), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -65,12 +111,18 @@ def test_project_is_the_polar_factor():
 
 
 def test_eigenvalue_minus_one_is_out_of_reach():
-    """Documented: the Cayley map misses rotations with eigenvalue -1, such as -I."""
-    assert not torch.isfinite(Q.inverse(-torch.eye(4, dtype=torch.float64))).all()
+    """Documented: Cayley misses rotations with eigenvalue -1, such as -I; expm has no principal
+    logarithm there; householder misses a column -e_j. inverse says so with NaN."""
+    minus = -torch.eye(4, dtype=torch.float64)
+    for method in METHODS:
+        assert not torch.isfinite(fs.Orthogonal(method=method).inverse(minus)).all(), method
 
 
 def test_unknown_method():
-    with pytest.raises(ValueError, match="Orthogonal: method must be one of 'cayley', got 'qr'"):
+    with pytest.raises(
+        ValueError,
+        match="Orthogonal: method must be one of 'cayley', 'expm', 'householder', got 'qr'",
+    ):
         fs.Orthogonal(method="qr")
 
 
