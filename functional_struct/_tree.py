@@ -97,8 +97,10 @@ def _rebuild(node: Any, children: list[Any]) -> Any:
 
 
 def _broadcast_copy(x: Any, batch: tuple[int, ...]) -> Any:
-    """A detached copy of tensor leaves (a tensor, or a factored raw's tuple of them), broadcast
-    to ``batch`` leading dims; anything else as it is."""
+    """Detached copies of tensors (one, or a factored raw's tuple), broadcast to ``batch``.
+
+    Anything that is not a tensor comes back as it is.
+    """
     if isinstance(x, tuple):
         return tuple(_broadcast_copy(part, batch) for part in x)
     if not isinstance(x, Tensor):
