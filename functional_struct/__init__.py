@@ -8,9 +8,11 @@ pytree. Everything is a pure function of tensors, so it composes with ``function
 
 from ._combinators import Chain as Chain
 from ._combinators import Frozen as Frozen
+from ._combinators import Sum as Sum
 from ._definite import CholeskyFactor as CholeskyFactor
 from ._definite import Correlation as Correlation
 from ._definite import PositiveDefinite as PositiveDefinite
+from ._definite import PositiveSemidefinite as PositiveSemidefinite
 from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
 from ._interop import StructureParametrization as StructureParametrization
@@ -21,6 +23,11 @@ from ._normalized import Simplex as Simplex
 from ._normalized import UnitNorm as UnitNorm
 from ._orthogonal import Orthogonal as Orthogonal
 from ._orthogonal import SpecialOrthogonal as SpecialOrthogonal
+from ._rank import BoundedSpectralNorm as BoundedSpectralNorm
+from ._rank import FixedRank as FixedRank
+from ._rank import Invertible as Invertible
+from ._rank import LowRank as LowRank
+from ._rank import SpecialLinear as SpecialLinear
 from ._structure import AbstractStructure as AbstractStructure
 from ._structure import default_tolerances as default_tolerances
 from ._subspaces import Circulant as Circulant
@@ -45,24 +52,31 @@ __all__ = [
     "Banded",
     "BlockDiagonal",
     "Bounded",
+    "BoundedSpectralNorm",
     "Chain",
     "CholeskyFactor",
     "Circulant",
     "Correlation",
     "Diagonal",
     "DoublyStochastic",
+    "FixedRank",
     "Frozen",
     "Hankel",
+    "Invertible",
+    "LowRank",
     "LowerTriangular",
     "Masked",
     "Orthogonal",
     "Positive",
     "PositiveDefinite",
+    "PositiveSemidefinite",
     "Simplex",
     "SkewSymmetric",
+    "SpecialLinear",
     "SpecialOrthogonal",
     "StructureParametrization",
     "StructureTree",
+    "Sum",
     "Symmetric",
     "Toeplitz",
     "UnitNorm",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._combinators import Chain, Frozen
-from ._definite import CholeskyFactor, Correlation, PositiveDefinite
+from ._combinators import Chain, Frozen, Sum
+from ._definite import CholeskyFactor, Correlation, PositiveDefinite, PositiveSemidefinite
 from ._elementwise import Bounded, Positive
 from ._normalized import DoublyStochastic, Simplex, UnitNorm
 from ._orthogonal import Orthogonal, SpecialOrthogonal
+from ._rank import BoundedSpectralNorm, FixedRank, Invertible, LowRank, SpecialLinear
 from ._structure import AbstractStructure
 from ._subspaces import Circulant, Hankel, SkewSymmetric, Symmetric, Toeplitz
 from ._triangular import (
@@ -41,6 +42,8 @@ class CatalogEntry:
         which law 4 would otherwise flag.
       tolerance: for structures whose members are approximate by design (Sinkhorn), the
         relative error laws 2 allow for round trips and projections; None for the default.
+      finite_magnitude: the largest raw entry for which values and gradients are promised
+        finite (the exponential-based maps overflow beyond theirs).
     """
 
     structure: AbstractStructure
@@ -48,6 +51,7 @@ class CatalogEntry:
     max_magnitude: float = 1e4
     differentiable: bool = True
     tolerance: float | None = None
+    finite_magnitude: float = 1e4
 
     @property
     def id(self) -> str:
@@ -58,6 +62,7 @@ class CatalogEntry:
 _SQUARE = ((1, 1), (3, 3), (5, 5))
 _VECTORS = ((3,), (2, 4))
 _ELEMENTS = ((3,), (2, 3))
+_TALL = ((4, 2), (5, 1))
 
 CATALOG: tuple[CatalogEntry, ...] = (
     # masks
@@ -94,11 +99,29 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(DoublyStochastic(), ((1, 1), (3, 3), (4, 4)), max_magnitude=1.0, tolerance=1e-3),
     # matrix manifolds
     CatalogEntry(PositiveDefinite(), _SQUARE),
-    CatalogEntry(Orthogonal(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(
+        PositiveDefinite(method="expm"), _SQUARE, max_magnitude=10.0, finite_magnitude=10.0
+    ),
+    CatalogEntry(PositiveSemidefinite(), _SQUARE),
+    CatalogEntry(PositiveSemidefinite(rank=2), ((2, 2), (3, 3), (5, 5))),
+    CatalogEntry(Orthogonal(), _SQUARE + _TALL, max_magnitude=100.0),
+    CatalogEntry(
+        Orthogonal(method="expm"), _SQUARE, max_magnitude=30.0, finite_magnitude=100.0
+    ),
+    CatalogEntry(Orthogonal(method="householder"), _SQUARE + _TALL, max_magnitude=100.0),
     CatalogEntry(SpecialOrthogonal(), _SQUARE, max_magnitude=100.0),
     CatalogEntry(CholeskyFactor(), _SQUARE),
     CatalogEntry(Correlation(), _SQUARE),
+    # rank, invertibility, norm bounds
+    CatalogEntry(LowRank(2), ((2, 2), (4, 3), (3, 5))),
+    CatalogEntry(FixedRank(2), ((2, 2), (4, 3), (3, 5)), max_magnitude=100.0),
+    CatalogEntry(Invertible(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(SpecialLinear(), _SQUARE, max_magnitude=1.0, finite_magnitude=10.0),
+    CatalogEntry(BoundedSpectralNorm(), _SQUARE + ((3, 5), (5, 3))),
+    CatalogEntry(BoundedSpectralNorm(max_norm=3.0)),
     # combinators
     CatalogEntry(Chain(Positive(), Diagonal())),
+    CatalogEntry(Sum(LowerTriangular(), UpperTriangular(diagonal=1))),
+    CatalogEntry(Sum(Symmetric(), SkewSymmetric()), _SQUARE),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),
 )

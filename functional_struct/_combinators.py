@@ -1,4 +1,4 @@
-"""Structures built from structures: ``Chain`` (composition) and ``Frozen`` (no training)."""
+"""Structures built from structures: ``Chain`` (composition), ``Sum`` and ``Frozen``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import Tensor
 from ._structure import AbstractStructure
 from ._tree import _broadcast_copy
 
-__all__ = ["Chain", "Frozen"]
+__all__ = ["Chain", "Frozen", "Sum"]
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -41,14 +41,7 @@ class Chain(AbstractStructure):
     structures: tuple[AbstractStructure, ...]
 
     def __init__(self, *structures: AbstractStructure) -> None:
-        if not structures:
-            raise ValueError("Chain: needs at least one structure, got none.")
-        for i, part in enumerate(structures):
-            if not isinstance(part, AbstractStructure):
-                raise TypeError(
-                    f"Chain: part {i} must be a structure (such as fs.Positive()), "
-                    f"got {type(part).__name__}: {part!r}."
-                )
+        _check_parts("Chain", structures)
         object.__setattr__(self, "structures", tuple(structures))
 
     def __repr__(self) -> str:
@@ -57,6 +50,16 @@ class Chain(AbstractStructure):
     @property
     def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
         return max(part.core_ndim for part in self.structures)
+
+    @property
+    def raw_names(self) -> tuple[str, ...] | None:  # type: ignore[override]  # noqa: D102
+        return self.structures[0].raw_names
+
+    def _check_raw(self, raw: Any, method: str) -> None:
+        if self.structures[0].raw_names is not None:  # factored: the first part's raw
+            self.structures[0]._check_raw(raw, method)
+        else:
+            super()._check_raw(raw, method)
 
     @property
     def raw_core_ndim(self) -> int:  # noqa: D102 - documented on the base
@@ -109,6 +112,131 @@ class Chain(AbstractStructure):
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return self.structures[0].init(shape, generator=generator, dtype=dtype, device=device)
+
+
+def _check_parts(owner: str, structures: tuple[Any, ...]) -> None:
+    if not structures:
+        raise ValueError(f"{owner}: needs at least one structure, got none.")
+    for i, part in enumerate(structures):
+        if not isinstance(part, AbstractStructure):
+            raise TypeError(
+                f"{owner}: part {i} must be a structure (such as fs.Positive()), "
+                f"got {type(part).__name__}: {part!r}."
+            )
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Sum(AbstractStructure):
+    """The sum of members of several structures: ``Sum(a, b).apply((ra, rb)) = a(ra) + b(rb)``.
+
+    The raw is the tuple of the parts' raws (each part's own form: a tensor, or a tuple for
+    factored parts), so ``Sum(LowRank(2), Chain(Positive(), Diagonal()))`` is the
+    low-rank-plus-diagonal covariance of factor analysis and sparse Gaussian processes, at
+    ``2n + n`` numbers. ``inverse`` and ``project`` split a matrix into the parts by
+    ``iterations`` rounds of block coordinate descent (each part in turn takes the projection
+    of what the others leave). That is exact for parts on complementary subspaces (one round:
+    ``Sum(Symmetric(), SkewSymmetric())``); for non-convex parts it can stop at a local optimum:
+    for ``LowRank(1)`` plus a positive diagonal, measured at n = 4, about 1 in 6 random members
+    is not split back to 1e-6 (``inverse`` then gives a nearby member, and ``contains`` says
+    False). ``contains(v)`` checks that the split adds up to ``v``.
+
+    Args:
+      *structures: the parts, at least one, all giving the same shape.
+      iterations: rounds of block coordinate descent in ``inverse`` and ``project``.
+
+    Example:
+      >>> s = fs.Sum(fs.LowRank(1), fs.Chain(fs.Positive(), fs.Diagonal()))
+      >>> raw = ((torch.ones(2, 1), torch.ones(2, 1)), torch.zeros(2, 2))
+      >>> s.apply(raw)
+      tensor([[1.6931, 1.0000],
+              [1.0000, 1.6931]])
+    """
+
+    structures: tuple[AbstractStructure, ...]
+    iterations: int
+
+    def __init__(self, *structures: AbstractStructure, iterations: int = 200) -> None:
+        _check_parts("Sum", structures)
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+            raise ValueError(f"Sum: iterations must be an int >= 1, got {iterations!r}.")
+        object.__setattr__(self, "structures", tuple(structures))
+        object.__setattr__(self, "iterations", iterations)
+
+    def __repr__(self) -> str:
+        return f"Sum({', '.join(map(repr, self.structures))})"
+
+    @property
+    def raw_names(self) -> tuple[str, ...]:  # type: ignore[override]  # noqa: D102
+        return tuple(f"{i} ({type(part).__name__})" for i, part in enumerate(self.structures))
+
+    @property
+    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
+        return max(part.core_ndim for part in self.structures)
+
+    @property
+    def dtypes(self) -> tuple[torch.dtype, ...]:  # type: ignore[override]  # noqa: D102
+        common = set.intersection(*(set(part.dtypes) for part in self.structures))
+        return tuple(d for d in self.structures[0].dtypes if d in common)
+
+    @property
+    def square(self) -> bool:  # type: ignore[override]  # noqa: D102
+        return any(part.square for part in self.structures)
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        for part in self.structures:
+            problem = part._check_core_shape(core[len(core) - part.core_ndim :])
+            if problem is not None:
+                return f"({type(part).__name__}) {problem}"
+        return None
+
+    def _check_raw(self, raw: Any, method: str) -> None:
+        if not isinstance(raw, tuple) or len(raw) != len(self.structures):
+            got = f"a tuple of {len(raw)}" if isinstance(raw, tuple) else type(raw).__name__
+            raise self._fail(
+                method,
+                f"raw must be a tuple of {len(self.structures)} raws, one per part, got {got}.",
+                TypeError,
+            )
+        for i, (part, part_raw) in enumerate(zip(self.structures, raw, strict=True)):
+            try:
+                part._check_raw(part_raw, method)
+            except (ValueError, TypeError) as error:
+                raise type(error)(f"{self!r}.{method}: raw part {i}: {error}") from None
+
+    def _apply(self, raw: tuple[Any, ...]) -> Tensor:
+        values = [part._apply(r) for part, r in zip(self.structures, raw, strict=True)]
+        shapes = {tuple(v.shape) for v in values}
+        if len(shapes) > 1:
+            got = ", ".join(str(tuple(v.shape)) for v in values)
+            raise self._fail("apply", f"the parts' values must have one shape, got {got}.")
+        return sum(values[1:], values[0])
+
+    def _split(self, value: Tensor) -> list[Tensor]:
+        """Members of the parts that add up to (nearly) ``value``: block coordinate descent."""
+        members = [part.project(torch.zeros_like(value)) for part in self.structures]
+        for _ in range(self.iterations):
+            for i, part in enumerate(self.structures):
+                others = sum((m for j, m in enumerate(members) if j != i), torch.zeros_like(value))
+                members[i] = part.project(value - others)
+        return members
+
+    def _inverse(self, value: Tensor) -> tuple[Any, ...]:
+        members = self._split(value)
+        return tuple(part.inverse(m) for part, m in zip(self.structures, members, strict=True))
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        back = sum(self._split(value))
+        ok = (back - value).abs() <= atol + rtol * value.abs()
+        return self._all_core(ok)
+
+    def _project(self, value: Tensor) -> Tensor:
+        return sum(self._split(value))
+
+    def _init(self, shape, generator, dtype, device) -> tuple[Any, ...]:
+        return tuple(
+            part.init(shape, generator=generator, dtype=dtype, device=device)
+            for part in self.structures
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,9 +10,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._elementwise import inverse_softplus
-from ._structure import LINALG_DTYPES, AbstractStructure, add_to_diagonal, close, eye_like
+from ._expm import matrix_exp
+from ._structure import (
+    LINALG_DTYPES,
+    AbstractStructure,
+    add_to_diagonal,
+    close,
+    eye_like,
+    finite_or_zero,
+)
 
-__all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite"]
+__all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite", "PositiveSemidefinite"]
+
+_PD_METHODS = ("cholesky", "expm")
 
 
 def _factor_raw(
@@ -47,14 +57,21 @@ def _boundary_cholesky(gram: Tensor, value: Tensor) -> Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class PositiveDefinite(AbstractStructure):
-    """Symmetric positive-definite matrices with an eigenvalue floor, via a Cholesky factor.
+    """Symmetric positive-definite matrices with an eigenvalue floor.
 
-    ``apply`` builds ``L`` from the raw lower triangle with diagonal ``softplus(raw_ii)`` and
-    returns ``A = L Lᵀ + t(L) I`` with ``t(L) = floor + relative_floor * ‖L‖²_F / n``. So, exactly,
-    every eigenvalue of ``A`` is at least ``floor`` and at least ``relative_floor`` times
-    ``mean(eig(L Lᵀ))``: the set is the symmetric matrices whose smallest eigenvalue is at
-    least ``floor + relative_floor * (mean(eig(A)) - floor) / (1 + relative_floor)``, and
-    ``inverse`` recovers ``L`` exactly by a Cholesky factorization of ``A - t I``.
+    ``method="cholesky"`` (default): ``apply`` builds ``L`` from the raw lower triangle with
+    diagonal ``softplus(raw_ii)`` and returns ``A = L Lᵀ + t I`` with
+    ``t = floor + relative_floor * ‖L‖²_F / n``. ``method="expm"``: ``S`` is the symmetric
+    matrix of the raw lower triangle and ``A = exp(S) + t I`` with
+    ``t = floor + relative_floor * trace(exp(S)) / n`` (the batched Padé exponential of this
+    library; ``exp(S)`` overflows float32 once an eigenvalue of ``S`` passes about 88, so keep
+    raw entries below about 80 / n). Either way, exactly, every eigenvalue of ``A`` is at least
+    ``floor`` and at least ``relative_floor`` times the mean eigenvalue of the base (``L Lᵀ`` or
+    ``exp(S)``): the set is the symmetric matrices whose smallest eigenvalue is at least
+    ``floor + relative_floor * (mean(eig(A)) - floor) / (1 + relative_floor)``, and
+    ``inverse`` recovers the raw exactly (a Cholesky factorization of ``A - t I``, or its
+    logarithm by ``eigh``). Both methods share ``contains``, ``project`` and the distribution
+    of ``init`` members.
 
     The relative floor is what keeps the result positive-definite *in floating point*: without
     it, ``L Lᵀ`` from a raw triangle is only semi-definite (a zero on the raw diagonal makes it
@@ -66,8 +83,9 @@ class PositiveDefinite(AbstractStructure):
 
     Args:
       floor: absolute eigenvalue floor, > 0.
-      relative_floor: eigenvalue floor relative to the mean eigenvalue of ``L Lᵀ``, >= 0;
+      relative_floor: eigenvalue floor relative to the mean eigenvalue of the base, >= 0;
         it bounds the condition number by about ``n / relative_floor``.
+      method: ``"cholesky"`` or ``"expm"``.
 
     Example:
       >>> a = fs.PositiveDefinite().apply(torch.zeros(3, 3))
@@ -79,11 +97,17 @@ class PositiveDefinite(AbstractStructure):
 
     floor: float = 1e-6
     relative_floor: float = 1e-5
+    method: str = "cholesky"
 
     dtypes = LINALG_DTYPES
     square = True
 
     def __post_init__(self) -> None:
+        if self.method not in _PD_METHODS:
+            raise ValueError(
+                f"PositiveDefinite: method must be one of {', '.join(map(repr, _PD_METHODS))}, "
+                f"got {self.method!r}."
+            )
         if not (
             isinstance(self.floor, (int, float)) and self.floor > 0 and math.isfinite(self.floor)
         ):
@@ -102,6 +126,9 @@ class PositiveDefinite(AbstractStructure):
         n = factor.shape[-1]
         return self.floor + self.relative_floor * factor.square().sum((-2, -1)) / n
 
+    def _shift_from_base(self, base: Tensor) -> Tensor:
+        return self.floor + self.relative_floor * base.diagonal(dim1=-2, dim2=-1).mean(-1)
+
     def _shift_from_value(self, value: Tensor) -> Tensor:
         # trace(A) = (1 + r) ‖L‖² + n floor, solved for ‖L‖² / n.
         mean_eig = value.diagonal(dim1=-2, dim2=-1).mean(-1)
@@ -110,12 +137,20 @@ class PositiveDefinite(AbstractStructure):
         )
 
     def _apply(self, raw: Tensor) -> Tensor:
+        if self.method == "expm":
+            lower = torch.tril(raw, -1)
+            base = matrix_exp(lower + lower.mT + torch.diag_embed(raw.diagonal(dim1=-2, dim2=-1)))
+            return add_to_diagonal(base, self._shift_from_base(base))
         diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1))
         factor = torch.tril(raw, -1) + torch.diag_embed(diag)
         return add_to_diagonal(factor @ factor.mT, self._shift_from_factor(factor))
 
     def _inverse(self, value: Tensor) -> Tensor:
         gram = add_to_diagonal(value, -self._shift_from_value(value))
+        if self.method == "expm":  # log of the base; NaN for eigenvalues <= 0 (non-members)
+            eigenvalues, vectors = torch.linalg.eigh((gram + gram.mT) / 2)
+            log = (vectors * eigenvalues.log().unsqueeze(-2)) @ vectors.mT
+            return torch.tril(log)
         factor = _boundary_cholesky(gram, value)
         diag = inverse_softplus(factor.diagonal(dim1=-2, dim2=-1))
         return torch.tril(factor, -1) + torch.diag_embed(diag)
@@ -141,7 +176,91 @@ class PositiveDefinite(AbstractStructure):
         return (vectors * clipped.unsqueeze(-2)) @ vectors.mT
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return _factor_raw(shape, generator, dtype, device)
+        raw = _factor_raw(shape, generator, dtype, device)
+        if self.method == "expm":  # the same members as the Cholesky method draws
+            cholesky = PositiveDefinite(self.floor, self.relative_floor)
+            return self._inverse(cholesky._apply(raw))
+        return raw
+
+
+@dataclasses.dataclass(frozen=True)
+class PositiveSemidefinite(AbstractStructure):
+    """Symmetric positive-semidefinite n x n matrices of rank at most ``rank``: ``A = F Fᵀ``.
+
+    The raw is the factor ``F`` of shape ``(..., n, rank)`` (``(..., n, n)`` when ``rank`` is
+    None: every PSD matrix), n x r numbers for a rank-r matrix. ``inverse`` is
+    ``F = V_r √Λ_r`` from ``eigh``; ``project`` keeps the ``rank`` largest eigenvalues of the
+    symmetric part, clipped at 0 (the nearest member). ``contains`` asks for symmetry,
+    eigenvalues >= ``-(atol + rtol λ_max)`` and, past the rank, eigenvalues at most that size.
+
+    Args:
+      rank: the largest rank, or None for no bound.
+
+    Example:
+      >>> s = fs.PositiveSemidefinite(rank=1)
+      >>> s.apply(torch.tensor([[1.0], [2.0]]))
+      tensor([[1., 2.],
+              [2., 4.]])
+      >>> s.init((3, 3)).shape
+      torch.Size([3, 1])
+    """
+
+    rank: int | None = None
+
+    dtypes = LINALG_DTYPES
+    square = True
+
+    def __post_init__(self) -> None:
+        r = self.rank
+        if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 1):
+            raise ValueError(f"PositiveSemidefinite: rank must be None or an int >= 1, got {r!r}.")
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        if core[-1] != core[-2]:
+            return "needs a square matrix in its last two dims"
+        if self.rank is not None and self.rank > core[-1]:
+            return f"has rank {self.rank} > n"
+        return None
+
+    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
+        if self.rank is None:
+            return self._check_core_shape(core)
+        if core[-1] != self.rank or core[-2] < self.rank:
+            return f"needs an n x {self.rank} factor (n >= {self.rank}) in its last two dims"
+        return None
+
+    def _apply(self, raw: Tensor) -> Tensor:
+        return raw @ raw.mT
+
+    def _top(self, value: Tensor) -> tuple[Tensor, Tensor]:
+        """The ``rank`` largest eigenvalues (clipped at 0) and their vectors."""
+        eigenvalues, vectors = torch.linalg.eigh((value + value.mT) / 2)
+        r = value.shape[-1] if self.rank is None else self.rank
+        return eigenvalues[..., -r:].clamp_min(0), vectors[..., -r:]
+
+    def _inverse(self, value: Tensor) -> Tensor:
+        eigenvalues, vectors = self._top(value)
+        return vectors * eigenvalues.sqrt().unsqueeze(-2)
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        symmetric = close(value, value.mT, atol, rtol)
+        eigenvalues = torch.linalg.eigvalsh(finite_or_zero(value + value.mT) / 2)
+        bound = atol + rtol * eigenvalues[..., -1:].abs()
+        nonnegative = (eigenvalues >= -bound).all(-1)
+        if self.rank is None:
+            return symmetric & nonnegative
+        tail = eigenvalues[..., : value.shape[-1] - self.rank]
+        return symmetric & nonnegative & (tail <= bound).all(-1)
+
+    def _project(self, value: Tensor) -> Tensor:
+        eigenvalues, vectors = self._top(value)
+        return (vectors * eigenvalues.unsqueeze(-2)) @ vectors.mT
+
+    def _init(self, shape, generator, dtype, device) -> Tensor:
+        *batch, n, _ = shape
+        r = n if self.rank is None else self.rank
+        raw = torch.randn(*batch, n, r, generator=generator, dtype=dtype, device=device)
+        return raw / math.sqrt(r)
 
 
 @dataclasses.dataclass(frozen=True)

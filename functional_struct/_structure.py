@@ -21,6 +21,7 @@ __all__ = [
     "close",
     "default_tolerances",
     "eye_like",
+    "finite_or_zero",
 ]
 
 # (atol, rtol) that `contains` uses when none are given. Chosen from the rounding error of the
@@ -299,7 +300,7 @@ class AbstractStructure(abc.ABC):
 
     def _check_raw_part(self, name: str, part: Any, method: str) -> None:
         """Check one part of a factored raw (a tensor of an accepted dtype, by default)."""
-        self._check_value(part, method, f"raw part {name!r}", raw=None)
+        self._check_value(part, f"{method}: raw part {name!r}", "it", raw=None)
 
     def _check_raw_shapes(self, raw: tuple[Any, ...]) -> str | None:
         """Why the parts of a factored raw do not fit together, or None if they do."""
@@ -318,6 +319,14 @@ class AbstractStructure(abc.ABC):
 def eye_like(x: Tensor) -> Tensor:
     """The identity matching the last dim, dtype and device of ``x``."""
     return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+
+
+def finite_or_zero(x: Tensor) -> Tensor:
+    """``x`` with NaN/Inf entries set to 0, for ``eigh``/``svd``, which raise on them.
+
+    ``contains`` answers False for such values anyway; ``apply`` keeps them in its output.
+    """
+    return torch.where(torch.isfinite(x), x, 0.0)
 
 
 def add_to_diagonal(a: Tensor, shift: Tensor) -> Tensor:

@@ -142,11 +142,14 @@ def _unbind(raw: Any) -> list[Any]:
     return [optree.tree_unflatten(spec, list(p)) for p in parts]
 
 
-def _unbind_loop(fn: Callable[[Any], Tensor], raw: Any, depth: int) -> Tensor:
-    """``fn`` applied by a Python loop over the leading ``depth`` dims."""
+def _unbind_loop(fn: Callable[[Any], Any], raw: Any, depth: int) -> Any:
+    """``fn`` applied by a Python loop over the leading ``depth`` dims (results are pytrees)."""
     if depth == 0:
         return fn(raw)
-    return torch.stack([_unbind_loop(fn, part, depth - 1) for part in _unbind(raw)])
+    results = [_unbind_loop(fn, part, depth - 1) for part in _unbind(raw)]
+    return optree.tree_map(
+        lambda *xs: torch.stack(xs), *results, none_is_leaf=True, namespace="torch"
+    )
 
 
 # ---------------------------------------------------------------------------------- the laws
@@ -502,12 +505,14 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
     """
     name = re.escape(type(structure).__name__)
     too_few = torch.zeros((2,) * (structure.core_ndim - 1))
-    too_few_raw = torch.zeros((2,) * (structure.raw_core_ndim - 1))
+    template = structure.init(shape)  # a tensor, or a tuple for factored structures
+    integer_raw = _map(lambda x: x.long(), template)
+    too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
     tree = _structure_tree({"layer.weight": structure})
     cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
         (
             "integer tensor",
-            lambda: structure.apply(torch.zeros(shape, dtype=torch.int64)),
+            lambda: structure.apply(integer_raw),
             TypeError,
             [name, "int64"],
         ),
@@ -526,22 +531,31 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
         ("not a tensor", lambda: structure.inverse([[0.0]]), TypeError, [name, "list"]),
         (
             "tree path, dtype",
-            lambda: tree.apply({"layer.weight": torch.zeros(shape).long()}),
+            lambda: tree.apply({"layer.weight": integer_raw}),
             TypeError,
             [name, "'layer.weight'", "int64"],
         ),
     ]
     if structure.core_ndim > 0 and structure.raw_core_ndim > 0:  # elementwise: any shape
         cases += [
-            ("too few dims", lambda: structure.apply(too_few_raw), ValueError, [name, "got shape"]),
+            ("too few dims", lambda: structure.apply(too_few_raw), ValueError, [name, "got"]),
             ("init shape", lambda: structure.init(too_few.shape), ValueError, [name, "got shape"]),
             (
                 "tree path, shape",
                 lambda: tree.apply({"layer.weight": too_few_raw}),
                 ValueError,
-                [name, "'layer.weight'", "got shape"],
+                [name, "'layer.weight'", "got"],
             ),
         ]
+    if structure.raw_names is not None:
+        cases.append(
+            (
+                "one tensor for a factored raw",
+                lambda: structure.apply(torch.zeros(shape)),
+                TypeError,
+                [name, "tuple", "Tensor"],
+            )
+        )
     if structure.square:
         wide = (*shape[:-1], shape[-1] + 1)
         cases.append(

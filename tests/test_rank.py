@@ -1,0 +1,189 @@
+"""The rank family: rank bounds by singular values, conditioning for extreme raw, det = 1,
+spectral-norm bounds, factored raws in trees and under torch.func."""
+
+import math
+
+import pytest
+import torch
+from torch.func import functional_call, grad, vmap
+
+import functional_struct as fs
+
+GEN = torch.Generator
+
+
+def _normal(*shape, scale=1.0, seed=0, dtype=torch.float32):
+    return scale * torch.randn(*shape, generator=GEN().manual_seed(seed), dtype=dtype)
+
+
+@pytest.mark.parametrize(("n", "m", "r"), [(6, 4, 1), (8, 8, 3), (5, 9, 5)])
+def test_low_rank_has_at_most_its_rank_and_r_times_n_plus_m_numbers(n, m, r):
+    s = fs.LowRank(r)
+    left, right = s.init((10, n, m), generator=GEN().manual_seed(1), dtype=torch.float64)
+    assert left.numel() + right.numel() == 10 * r * (n + m)
+    sv = torch.linalg.svdvals(s.apply((left, right)))
+    assert (sv[:, r:] < 1e-12 * sv[:, :1]).all()
+    assert (sv[:, r - 1] > 1e-6).all()
+
+
+def test_low_rank_project_is_the_truncated_svd():
+    a = _normal(4, 6, 5, dtype=torch.float64)
+    p = fs.LowRank(2).project(a)
+    u, s, vh = torch.linalg.svd(a, full_matrices=False)
+    expected = (u[..., :2] * s[..., None, :2]) @ vh[..., :2, :]
+    torch.testing.assert_close(p, expected)
+    # Eckart-Young: the error is the norm of the dropped singular values.
+    torch.testing.assert_close(
+        torch.linalg.matrix_norm(a - p), s[..., 2:].square().sum(-1).sqrt()
+    )
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e2])
+def test_fixed_rank_is_exactly_rank_r_and_well_conditioned_for_extreme_raw(scale):
+    s = fs.FixedRank(3)
+    left, singular, right = (
+        _normal(20, 8, 3, scale=scale, seed=1),
+        _normal(20, 3, scale=1e4, seed=2),  # singular values from 0 to 1e4
+        _normal(20, 6, 3, scale=scale, seed=3),
+    )
+    a = s.apply((left, singular, right))
+    sv = torch.linalg.svdvals(a.double())
+    assert torch.isfinite(a).all()
+    assert (sv[:, 3:] <= 1e-5 * sv[:, :1]).all()  # rank 3, in float32
+    # The relative floor: sigma_min >= relative_floor * mean(sigma) / (1 + relative_floor).
+    assert (sv[:, 2] >= 0.99e-3 * sv[:, :3].mean(-1) / 1.001).all()
+    assert s.contains(a).all()
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e2, 1e4])
+def test_invertible_stays_well_conditioned_for_extreme_raw(scale):
+    s = fs.Invertible()
+    orthogonal = _normal(20, 6, 6, scale=min(scale, 100.0), seed=4)
+    stretch = _normal(20, 6, 6, scale=scale, seed=5)
+    a = s.apply((orthogonal, stretch))
+    sv = torch.linalg.svdvals(a.double())
+    assert torch.isfinite(a).all()
+    # The condition number stays below about n / relative_floor = 6000.
+    assert (sv[:, 0] / sv[:, -1] < 6.1e3).all()
+    assert (torch.linalg.inv_ex(a).info == 0).all()
+
+
+def test_invertible_reaches_any_invertible_matrix():
+    a = _normal(16, 5, 5, seed=6, dtype=torch.float64)  # invertible almost surely
+    a = fs.Invertible().project(a)  # lift singular values to the floor: almost no change
+    torch.testing.assert_close(fs.Invertible().apply(fs.Invertible().inverse(a)), a)
+
+
+def test_special_linear_has_determinant_one():
+    s = fs.SpecialLinear()
+    raw = s.init((50, 5, 5), generator=GEN().manual_seed(7), dtype=torch.float64)
+    det = torch.linalg.det(s.apply(raw))
+    torch.testing.assert_close(det, torch.ones_like(det))
+    a = _normal(50, 4, 4, seed=8, dtype=torch.float64)
+    det = torch.linalg.det(s.project(a))
+    torch.testing.assert_close(det, torch.ones_like(det))
+
+
+@pytest.mark.parametrize("bound", [0.5, 1.0, 3.0])
+def test_bounded_spectral_norm_is_lipschitz(bound):
+    s = fs.BoundedSpectralNorm(bound)
+    w = s.apply(_normal(30, 7, 5, scale=10.0, seed=9, dtype=torch.float64))
+    assert (torch.linalg.matrix_norm(w, ord=2) <= bound * (1 + 1e-12)).all()
+    x, y = _normal(30, 5, seed=10, dtype=torch.float64), _normal(30, 5, seed=11).double()
+    gap = torch.linalg.vector_norm((w @ (x - y).unsqueeze(-1)).squeeze(-1), dim=-1)
+    assert (gap <= bound * torch.linalg.vector_norm(x - y, dim=-1) * (1 + 1e-12)).all()
+    small = s.project(_normal(3, 4, seed=12, dtype=torch.float64)) / 2
+    torch.testing.assert_close(s.apply(small), small)  # members map to themselves
+
+
+def test_positive_semidefinite_rank_and_sign():
+    s = fs.PositiveSemidefinite(rank=2)
+    a = s.apply(s.init((40, 6, 6), generator=GEN().manual_seed(13), dtype=torch.float64))
+    eig = torch.linalg.eigvalsh(a)
+    assert (eig > -1e-12).all()
+    assert (eig[:, :4].abs() < 1e-12).all()
+    assert (eig[:, 4:] > 1e-6).all()
+    assert not s.contains(torch.eye(6, dtype=torch.float64))  # rank 6 > 2
+
+
+def test_positive_definite_expm_matches_the_cholesky_method_set():
+    expm, cholesky = fs.PositiveDefinite(method="expm"), fs.PositiveDefinite()
+    members = cholesky.apply(cholesky.init((20, 5, 5), generator=GEN().manual_seed(14)))
+    # The same set: each method inverts the other's members.
+    torch.testing.assert_close(expm.apply(expm.inverse(members)), members, rtol=1e-4, atol=1e-4)
+    raw = _normal(20, 5, 5, scale=3.0, seed=15)
+    a = expm.apply(raw)
+    assert (torch.linalg.cholesky_ex(a).info == 0).all()
+    assert cholesky.contains(a).all()
+
+
+def test_factored_raws_in_trees_vmap_and_grad():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Linear(5, 6))
+    like = {k: v.detach() for k, v in model.named_parameters()}
+    structure = fs.structure(
+        {"0.weight": fs.LowRank(2), "1.weight": fs.BoundedSpectralNorm(2.0)}
+    )
+    raw = structure.init(like, batch_shape=(4,), generator=GEN().manual_seed(16))
+    left, right = raw["0.weight"]
+    assert left.shape == (4, 5, 2)
+    assert right.shape == (4, 6, 2)
+    x = _normal(4, 3, 6, seed=17)
+
+    def loss(r, xs):
+        return functional_call(model, structure.apply(r), (xs,)).square().mean()
+
+    grads = vmap(grad(loss))(raw, x)
+    assert isinstance(grads["0.weight"], tuple)
+    assert grads["0.weight"][0].shape == (4, 5, 2)
+    looped = [grad(loss)(r, xi) for r, xi in zip(_unstack(raw, 4), x.unbind(0), strict=True)]
+    torch.testing.assert_close(grads["0.weight"][1][2], looped[2]["0.weight"][1])
+    # The remembered plan and the walk agree on a second call.
+    first = structure.apply(raw)["0.weight"]
+    torch.testing.assert_close(structure.apply(raw)["0.weight"], first)
+    assert first.shape == (4, 5, 6)
+    # Round trip through the tree: inverse gives tuples back where the structure is factored.
+    back = structure.inverse(structure.apply(raw))
+    assert isinstance(back["0.weight"], tuple)
+    torch.testing.assert_close(structure.apply(back)["0.weight"], first, atol=1e-5, rtol=1e-5)
+
+
+def _unstack(tree, size):
+    import optree
+
+    leaves, spec = optree.tree_flatten(tree, namespace="torch")
+    return [optree.tree_unflatten(spec, [x[i] for x in leaves]) for i in range(size)]
+
+
+def test_sum_of_low_rank_and_positive_diagonal_trains_and_splits():
+    s = fs.Sum(fs.LowRank(2), fs.Chain(fs.Positive(), fs.Diagonal()))
+    raw = s.init((8, 6, 6), generator=GEN().manual_seed(18), dtype=torch.float64)
+    a = s.apply(raw)
+    # A covariance: symmetric when the factors agree, positive-definite with the diagonal.
+    sym_raw = ((raw[0][0], raw[0][0]), raw[1])
+    cov = s.apply(sym_raw)
+    assert (torch.linalg.cholesky_ex(cov).info == 0).all()
+    # 3n numbers for 2n + n; the split recovers most members (block coordinate descent).
+    recovered = (s.apply(s.inverse(a)) - a).abs().amax((-2, -1)) < 1e-6
+    assert recovered.float().mean() >= 0.5
+    g = grad(lambda r: s.apply(r).square().sum())(raw)
+    assert all(torch.isfinite(t).all() for t in (g[0][0], g[0][1], g[1]))
+
+
+def test_factored_bad_input_names_the_part():
+    with pytest.raises(ValueError, match=r"LowRank\(rank=2\).apply: raw parts need 2 columns"):
+        fs.LowRank(2).apply((torch.zeros(4, 3), torch.zeros(5, 2)))
+    with pytest.raises(TypeError, match=r"raw part 'right'.*int64"):
+        fs.LowRank(2).apply((torch.zeros(4, 2), torch.zeros(5, 2, dtype=torch.long)))
+    with pytest.raises(TypeError, match=r"Sum\(.*\).apply: raw part 0: LowRank.*tuple"):
+        fs.Sum(fs.LowRank(1), fs.Diagonal()).apply((torch.zeros(3, 1), torch.zeros(3, 3)))
+    with pytest.raises(ValueError, match=r"one shape, got \(3, 3\), \(4, 4\)"):
+        fs.Sum(fs.LowRank(1), fs.Diagonal()).apply(
+            ((torch.zeros(3, 1), torch.zeros(3, 1)), torch.zeros(4, 4))
+        )
+    with pytest.raises(ValueError, match="rank 4 > min"):
+        fs.LowRank(4).init((3, 5))
+    with pytest.raises(ValueError, match="rank must be an int >= 1"):
+        fs.FixedRank(0)
+    with pytest.raises(ValueError, match="max_norm must be a finite number > 0"):
+        fs.BoundedSpectralNorm(-1.0)
+    assert math.isfinite(fs.LowRank(1).apply((torch.ones(2, 1), torch.ones(2, 1))).sum())
