@@ -212,11 +212,15 @@ def per_structure(sizes: list[int], rounds: int) -> None:
     for n in [s for s in sizes if s <= 256]:
         raw = torch.randn(n, n, requires_grad=True)
         variants = {
-            "fs Orthogonal (cayley)": lambda raw=raw: fs.Orthogonal().apply(raw).sum().backward(),
-            "fs PositiveDefinite": lambda raw=raw: (
-                fs.PositiveDefinite().apply(raw).sum().backward()
-            ),
+            f"fs Orthogonal ({method})": (
+                lambda raw=raw, s=fs.Orthogonal(method=method): s.apply(raw).sum().backward()
+            )
+            for method in ("cayley", "expm", "householder")
         }
+        for method in ("cholesky", "expm"):
+            variants[f"fs PositiveDefinite ({method})"] = (
+                lambda raw=raw, s=fs.PositiveDefinite(method=method): s.apply(raw).sum().backward()
+            )
         for kind in ("matrix_exp", "cayley", "householder"):
             layer = nn.Linear(n, n, bias=False)
             parametrizations.orthogonal(layer, orthogonal_map=kind)
@@ -241,6 +245,49 @@ def per_structure(sizes: list[int], rounds: int) -> None:
             "fs Orthogonal (cayley)",
             notes,
         )
+
+
+def batched_exponential(sizes: list[int], rounds: int, e: int = 64) -> None:
+    """Item 6: the library's batched Padé exponential vs torch.linalg.matrix_exp under vmap."""
+    from functional_struct._expm import matrix_exp
+
+    for n in sizes:
+        raw = 0.3 * torch.randn(e, n, n, generator=torch.Generator().manual_seed(0))
+        skew = raw - raw.mT
+        reference = torch.linalg.matrix_exp(skew.double())
+        error = {
+            "fs matrix_exp": (matrix_exp(skew).double() - reference).abs().max().item(),
+            "torch.linalg.matrix_exp": (
+                (torch.linalg.matrix_exp(skew).double() - reference).abs().max().item()
+            ),
+        }
+        for mode in ("forward", "forward+backward"):
+
+            def step(fn, mode=mode):
+                def loss(r):
+                    q = fn(r - r.mT)
+                    return q.square().sum() + q[0, 1]
+
+                if mode == "forward":
+                    return vmap(lambda r: fn(r - r.mT))
+                return vmap(grad(loss))
+
+            fs_step, torch_step = step(matrix_exp), step(torch.linalg.matrix_exp)
+            times = timed(
+                {
+                    "fs matrix_exp": lambda f=fs_step: f(raw),
+                    "torch.linalg.matrix_exp": lambda f=torch_step: f(raw),
+                },
+                rounds,
+            )
+            report(
+                "batched exponential (vmap)",
+                f"E={e}, n={n}, {mode}",
+                times,
+                "torch.linalg.matrix_exp",
+                "max error vs float64: "
+                + ", ".join(f"{k} {v:.1e}" for k, v in error.items()),
+            )
 
 
 def tree_overhead(rounds: int) -> None:
@@ -311,6 +358,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     ensemble_step(64, 32, rounds, compile_too=not args.quick)
     per_structure([64, 256] if args.quick else [64, 256, 1024], rounds)
+    batched_exponential([16] if args.quick else [16, 32, 64], rounds)
     tree_overhead(rounds)
     scaling(
         [1, 8, 64] if args.quick else [1, 8, 64, 512],

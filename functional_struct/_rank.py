@@ -105,8 +105,10 @@ class LowRank(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
         u, s, vh = torch.linalg.svd(value, full_matrices=False)
-        root = s[..., : self.rank].sqrt().unsqueeze(-2)
-        return u[..., : self.rank] * root, vh[..., : self.rank, :].mT * root
+        r = self.rank
+        u, v = _signed(u[..., :r], vh[..., :r, :].mT)
+        root = s[..., :r].sqrt().unsqueeze(-2)
+        return u * root, v * root
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         return _tail_is_small(torch.linalg.svdvals(finite_or_zero(value)), self.rank, atol, rtol)
@@ -182,12 +184,15 @@ class FixedRank(AbstractStructure):
         return (_FRAME._apply(left) * sigma.unsqueeze(-2)) @ _FRAME._apply(right).mT
 
     def _frames(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``U``, ``σ``, ``V`` of the rank-r SVD, each column pair signed to ``U[0, j] >= 0``."""
+        """``U``, ``σ``, ``V`` of the rank-r SVD, each column pair signed to ``U[j, j] >= 0``.
+
+        The Cayley chart of the frames reaches ``U`` with a positive diagonal.
+        """
         u, s, vh = torch.linalg.svd(value, full_matrices=False)
         r = self.rank
         u, s, v = u[..., :r], s[..., :r], vh[..., :r, :].mT
-        sign = torch.where(u[..., :1, :] < 0, -1.0, 1.0).to(value.dtype)
-        return u * sign, s, v * sign
+        sign = torch.where(u.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(value.dtype)
+        return u * sign.unsqueeze(-2), s, v * sign.unsqueeze(-2)
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         # In float64: the frames of a float32 member from a float32 SVD lose digits.
@@ -351,8 +356,10 @@ class SpecialLinear(AbstractStructure):
         last = torch.arange(n, device=value.device) == n - 1
         flip = (torch.linalg.det(u @ vh) < 0)[..., None] & last
         u = u * torch.where(flip, -1.0, 1.0).to(value.dtype).unsqueeze(-2)
-        tiny = torch.finfo(value.dtype).eps * n * s[..., :1]
-        s = torch.maximum(s, tiny)
+        # Singular values below sqrt(eps) of the largest are raised to it: a member more
+        # ill-conditioned than that would not survive its own SVD (nor be a fixed point).
+        tiny = math.sqrt(torch.finfo(value.dtype).eps) * s[..., :1]
+        s = torch.maximum(s, tiny.clamp_min(torch.finfo(value.dtype).tiny))
         s = s * torch.exp(-s.log().mean(-1, keepdim=True))
         return (u * s.unsqueeze(-2)) @ vh
 
@@ -414,6 +421,16 @@ class BoundedSpectralNorm(AbstractStructure):
         n, m = shape[-2:]
         raw = torch.randn(shape, generator=generator, dtype=dtype, device=device)
         return raw * (self.max_norm / (math.sqrt(n) + math.sqrt(m)))
+
+
+def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Singular vector pairs signed so that each column of ``u`` has a positive largest entry.
+
+    One answer for every batch layout (LAPACK's signs differ between batched and single calls).
+    """
+    top = u.gather(-2, u.abs().argmax(-2, keepdim=True))
+    sign = torch.where(top < 0, -1.0, 1.0).to(u.dtype)
+    return u * sign, v * sign
 
 
 def _square_pair(raw: tuple[Tensor, ...]) -> str | None:

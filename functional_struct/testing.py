@@ -236,6 +236,9 @@ def check_projection(
 def check_batching(structure: AbstractStructure, raw: Any, value: Tensor) -> None:
     """Law 3: batched calls, ``vmap`` and a Python loop (``unbind``) agree, for every method.
 
+    For ``inverse`` the images ``apply(inverse(v))`` must agree: a right inverse need not be
+    unique (the signs of singular vectors, say), and any choice is correct.
+
     Args:
       structure: the structure under test.
       raw: a raw input with at least one batch dim.
@@ -256,6 +259,8 @@ def check_batching(structure: AbstractStructure, raw: Any, value: Tensor) -> Non
         direct = fn(x)
         vmapped = _nest_vmap(fn, depth)(x)
         looped = _unbind_loop(fn, x, depth)
+        if name == "inverse":  # a right inverse need not be unique (SVD signs): compare images
+            direct, vmapped, looped = map(structure.apply, (direct, vmapped, looped))
         if name == "contains":
             if not (torch.equal(direct, vmapped) and torch.equal(direct, looped)):
                 raise _fail("batching", structure, "contains: batched, vmap and loop disagree", x)
