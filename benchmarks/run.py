@@ -182,6 +182,10 @@ def ensemble_step(e: int, n: int, rounds: int, compile_too: bool) -> None:
         report("ensemble step", f"{name}, E={e}, n={n}", times, "fs vmap(grad)", notes)
 
 
+METHODS = ("cayley", "expm", "householder")
+PD = ("cholesky", "expm")
+
+
 def per_structure(sizes: list[int], rounds: int) -> None:
     """One matrix: our maps against the primitive, the seed-style mask, and the alternatives."""
     for n in sizes:
@@ -211,16 +215,11 @@ def per_structure(sizes: list[int], rounds: int) -> None:
 
     for n in [s for s in sizes if s <= 256]:
         raw = torch.randn(n, n, requires_grad=True)
+        maps = {f"fs Orthogonal ({m})": fs.Orthogonal(method=m) for m in METHODS}
+        maps.update({f"fs PositiveDefinite ({m})": fs.PositiveDefinite(method=m) for m in PD})
         variants = {
-            f"fs Orthogonal ({method})": (
-                lambda raw=raw, s=fs.Orthogonal(method=method): s.apply(raw).sum().backward()
-            )
-            for method in ("cayley", "expm", "householder")
+            name: (lambda raw=raw, s=s: s.apply(raw).sum().backward()) for name, s in maps.items()
         }
-        for method in ("cholesky", "expm"):
-            variants[f"fs PositiveDefinite ({method})"] = (
-                lambda raw=raw, s=fs.PositiveDefinite(method=method): s.apply(raw).sum().backward()
-            )
         for kind in ("matrix_exp", "cayley", "householder"):
             layer = nn.Linear(n, n, bias=False)
             parametrizations.orthogonal(layer, orthogonal_map=kind)
@@ -275,8 +274,8 @@ def batched_exponential(sizes: list[int], rounds: int, e: int = 64) -> None:
             fs_step, torch_step = step(matrix_exp), step(torch.linalg.matrix_exp)
             times = timed(
                 {
-                    "fs matrix_exp": lambda f=fs_step: f(raw),
-                    "torch.linalg.matrix_exp": lambda f=torch_step: f(raw),
+                    "fs matrix_exp": lambda f=fs_step, raw=raw: f(raw),
+                    "torch.linalg.matrix_exp": lambda f=torch_step, raw=raw: f(raw),
                 },
                 rounds,
             )
@@ -285,8 +284,7 @@ def batched_exponential(sizes: list[int], rounds: int, e: int = 64) -> None:
                 f"E={e}, n={n}, {mode}",
                 times,
                 "torch.linalg.matrix_exp",
-                "max error vs float64: "
-                + ", ".join(f"{k} {v:.1e}" for k, v in error.items()),
+                "max error vs float64: " + ", ".join(f"{k} {v:.1e}" for k, v in error.items()),
             )
 
 

@@ -512,7 +512,10 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
     too_few = torch.zeros((2,) * (structure.core_ndim - 1))
     template = structure.init(shape)  # a tensor, or a tuple for factored structures
     integer_raw = _map(lambda x: x.long(), template)
-    too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
+    if structure.raw_names is None:
+        too_few_raw: Any = torch.zeros((2,) * (structure.raw_core_ndim - 1))
+    else:  # the template has no batch dims: one dim fewer in every part
+        too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
     tree = _structure_tree({"layer.weight": structure})
     cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
         (

@@ -33,10 +33,10 @@ CASES = [
         ["PositiveDefinite", "square", r"got shape \(2, 3\)"],
     ),
     (
-        "non-square for Orthogonal",
-        lambda: fs.Orthogonal().inverse(torch.ones(4, 2)),
+        "wide for Orthogonal",
+        lambda: fs.Orthogonal().inverse(torch.ones(2, 4)),
         ValueError,
-        ["Orthogonal", "square", r"\(4, 2\)"],
+        ["Orthogonal", "rows >= columns", r"\(2, 4\)"],
     ),
     (
         "rectangle the wrong way for Symmetric",

@@ -84,7 +84,7 @@ def test_leaf_errors_name_the_path():
     with pytest.raises(
         ValueError,
         match=r"fs.structure: leaf '0.weight': Orthogonal\(method="
-        r"'cayley'\)\.apply: raw needs a square matrix .* got shape \(3, 5\)",
+        r"'cayley'\)\.apply: raw needs a square or tall matrix .* got shape \(3, 5\)",
     ):
         s.apply({"0.weight": torch.ones(3, 5)})
     expected = r"leaf 'w': Diagonal\(packed=False\) needs a tensor, got NoneType"
