@@ -147,13 +147,26 @@ class PositiveDefinite(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> Tensor:
         gram = add_to_diagonal(value, -self._shift_from_value(value))
-        if self.method == "expm":  # log of the base; NaN for eigenvalues <= 0 (non-members)
-            eigenvalues, vectors = torch.linalg.eigh((gram + gram.mT) / 2)
-            log = (vectors * eigenvalues.log().unsqueeze(-2)) @ vectors.mT
-            return torch.tril(log)
+        if self.method == "expm":
+            return torch.tril(self._log_base(gram, value))
         factor = _boundary_cholesky(gram, value)
         diag = inverse_softplus(factor.diagonal(dim1=-2, dim2=-1))
         return torch.tril(factor, -1) + torch.diag_embed(diag)
+
+    @staticmethod
+    def _log_base(gram: Tensor, value: Tensor) -> Tensor:
+        """The symmetric logarithm of ``gram = A - tI`` (method ``"expm"``), by ``eigh``.
+
+        Eigenvalues of the base below the rounding of ``A`` (a few ulps of its largest
+        diagonal entry; ``exp(S)`` of a wide spectrum puts them there) are raised to that
+        level, as ``_boundary_cholesky`` does; clearly negative ones (non-members) give NaN.
+        """
+        eigenvalues, vectors = torch.linalg.eigh((gram + gram.mT) / 2)
+        eps = torch.finfo(value.dtype).eps
+        level = eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+        level = level.unsqueeze(-1).clamp_min(torch.finfo(value.dtype).tiny)
+        logs = torch.where(eigenvalues >= -8 * level, eigenvalues.clamp_min(level).log(), math.nan)
+        return (vectors * logs.unsqueeze(-2)) @ vectors.mT
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)
