@@ -24,7 +24,10 @@ from ._normalized import UnitNorm as UnitNorm
 from ._orthogonal import Orthogonal as Orthogonal
 from ._orthogonal import SpecialOrthogonal as SpecialOrthogonal
 from ._rank import BoundedSpectralNorm as BoundedSpectralNorm
+from ._rank import FixedRank as FixedRank
+from ._rank import Invertible as Invertible
 from ._rank import LowRank as LowRank
+from ._rank import SpecialLinear as SpecialLinear
 from ._structure import AbstractStructure as AbstractStructure
 from ._structure import default_tolerances as default_tolerances
 from ._subspaces import Circulant as Circulant
@@ -56,8 +59,10 @@ __all__ = [
     "Correlation",
     "Diagonal",
     "DoublyStochastic",
+    "FixedRank",
     "Frozen",
     "Hankel",
+    "Invertible",
     "LowRank",
     "LowerTriangular",
     "Masked",
@@ -67,6 +72,7 @@ __all__ = [
     "PositiveSemidefinite",
     "Simplex",
     "SkewSymmetric",
+    "SpecialLinear",
     "SpecialOrthogonal",
     "StructureParametrization",
     "StructureTree",

@@ -13,7 +13,7 @@ from ._definite import CholeskyFactor, Correlation, PositiveDefinite, PositiveSe
 from ._elementwise import Bounded, Positive
 from ._normalized import DoublyStochastic, Simplex, UnitNorm
 from ._orthogonal import Orthogonal, SpecialOrthogonal
-from ._rank import BoundedSpectralNorm, LowRank
+from ._rank import BoundedSpectralNorm, FixedRank, Invertible, LowRank, SpecialLinear
 from ._structure import AbstractStructure
 from ._subspaces import Circulant, Hankel, SkewSymmetric, Symmetric, Toeplitz
 from ._triangular import (
@@ -99,9 +99,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(DoublyStochastic(), ((1, 1), (3, 3), (4, 4)), max_magnitude=1.0, tolerance=1e-3),
     # matrix manifolds
     CatalogEntry(PositiveDefinite(), _SQUARE),
-    CatalogEntry(
-        PositiveDefinite(method="expm"), _SQUARE, max_magnitude=10.0, finite_magnitude=10.0
-    ),
+    CatalogEntry(PositiveDefinite(method="expm"), _SQUARE, max_magnitude=5.0, finite_magnitude=5.0),
     CatalogEntry(PositiveSemidefinite(), _SQUARE),
     CatalogEntry(PositiveSemidefinite(rank=2), ((2, 2), (3, 3), (5, 5))),
     CatalogEntry(Orthogonal(), _SQUARE + _TALL, max_magnitude=100.0),
@@ -112,6 +110,9 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(Correlation(), _SQUARE),
     # rank and norm bounds
     CatalogEntry(LowRank(2), ((2, 2), (4, 3), (3, 5))),
+    CatalogEntry(FixedRank(2), ((2, 2), (4, 3), (3, 5)), max_magnitude=100.0),
+    CatalogEntry(Invertible(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(SpecialLinear(), _SQUARE, max_magnitude=0.3, finite_magnitude=10.0),
     CatalogEntry(BoundedSpectralNorm(), _SQUARE + ((3, 5), (5, 3))),
     CatalogEntry(BoundedSpectralNorm(max_norm=3.0)),
     # combinators

@@ -8,6 +8,9 @@ is for users who want the stateful form anyway, for one model at a time.
 
 from __future__ import annotations
 
+from typing import Any
+
+import optree
 from torch import Tensor, nn
 
 from ._structure import AbstractStructure
@@ -19,7 +22,9 @@ class StructureParametrization(nn.Module):
     """A leaf structure as a parametrization module: ``forward`` is ``apply``.
 
     ``right_inverse`` is ``inverse(project(value))``, so registering it on a layer whose
-    weight is not yet in the set starts from the nearest member.
+    weight is not yet in the set starts from the nearest member. A factored structure's raw (a
+    tuple, nested for ``Sum``) is handed to ``parametrize`` as a flat sequence of tensors, which
+    it registers as ``original0``, ``original1``, ...; ``forward`` rebuilds the tuple.
 
     Args:
       structure: the leaf structure.
@@ -33,14 +38,21 @@ class StructureParametrization(nn.Module):
                 f"got {type(structure).__name__}."
             )
         self.structure = structure
+        self._layout: Any = None  # of a factored raw, set by right_inverse
 
-    def forward(self, raw: Tensor) -> Tensor:
+    def forward(self, *raw: Tensor) -> Tensor:
         """The structured weight."""
-        return self.structure.apply(raw)
+        if self.structure.raw_names is None:
+            return self.structure.apply(raw[0])
+        return self.structure.apply(optree.tree_unflatten(self._layout, list(raw)))
 
-    def right_inverse(self, value: Tensor) -> Tensor:
-        """The raw tensor for the member nearest to ``value``."""
-        return self.structure.raw_from(value)
+    def right_inverse(self, value: Tensor) -> Tensor | list[Tensor]:
+        """The raw tensor (or flat list of tensors, if factored) of the member nearest ``value``."""
+        raw = self.structure.raw_from(value)
+        if self.structure.raw_names is None:
+            return raw
+        leaves, self._layout = optree.tree_flatten(raw, namespace="torch")
+        return leaves
 
     def extra_repr(self) -> str:
         """Show the structure in the module's repr."""

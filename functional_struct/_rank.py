@@ -1,7 +1,8 @@
-"""Rank and norm bounds: matrices described by their singular values.
+"""Rank, invertibility and norm bounds: matrices described by their singular values.
 
-``LowRank`` is a factored structure (its raw is a tuple of tensors, so a rank-r n x m matrix
-costs r(n + m) numbers, not nm); ``BoundedSpectralNorm`` rescales by the largest singular value.
+``LowRank`` and ``FixedRank`` are factored structures (their raw is a tuple of tensors, so a
+rank-r n x m matrix costs r(n + m) numbers, not nm); ``Invertible`` and ``SpecialLinear`` are
+polar decompositions ``Q P`` with ``P`` positive-definite; ``BoundedSpectralNorm`` rescales.
 """
 
 from __future__ import annotations
@@ -10,16 +11,32 @@ import dataclasses
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from ._definite import PositiveDefinite
+from ._elementwise import inverse_softplus
+from ._expm import matrix_exp
+from ._orthogonal import Orthogonal, SpecialOrthogonal, haar_orthogonal
 from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero
 
-__all__ = ["BoundedSpectralNorm", "LowRank"]
+__all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
+
+_FRAME = Orthogonal()  # orthonormal columns by the Cayley map, square or tall
 
 
 def _check_rank(owner: str, rank: object) -> None:
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise ValueError(f"{owner}: rank must be an int >= 1, got {rank!r}.")
+
+
+def _check_floors(owner: str, floor: object, relative_floor: object) -> None:
+    if not (isinstance(floor, (int, float)) and floor > 0 and math.isfinite(floor)):
+        raise ValueError(f"{owner}: floor must be a finite number > 0, got {floor!r}.")
+    if not (isinstance(relative_floor, (int, float)) and 0 <= relative_floor < math.inf):
+        raise ValueError(
+            f"{owner}: relative_floor must be a finite number >= 0, got {relative_floor!r}."
+        )
 
 
 def _rank_problem(rank: int, core: tuple[int, ...]) -> str | None:
@@ -110,6 +127,267 @@ class LowRank(AbstractStructure):
 
 
 @dataclasses.dataclass(frozen=True)
+class FixedRank(AbstractStructure):
+    """n x m matrices of rank exactly ``rank``, singular values bounded away from zero.
+
+    The raw is ``(left, singular, right)`` of shapes ``(..., n, r)``, ``(..., r)`` and
+    ``(..., m, r)``: ``U`` and ``V`` are orthonormal frames by the Cayley map of
+    ``Orthogonal`` (tall raw) and ``A = U diag(σ) Vᵀ`` with ``σ = softplus(singular) + t``,
+    ``t = floor + relative_floor * mean(softplus(singular))``. So the nonzero singular values
+    are exactly ``σ``, each at least ``floor`` and ``relative_floor`` times their mean: the
+    condition number of the rank-r part stays below about ``r / relative_floor`` for raw of any
+    size, which keeps the rank numerically exact in float32. ``inverse`` recovers ``σ`` and
+    the frames from the SVD exactly (signs chosen so that each frame column's top entry is
+    >= 0); ``project`` is the truncated SVD with ``σ`` lifted to the floor (the nearest member).
+    The frames inherit the Cayley map's range: raw entries of ``left``/``right`` up to about 100.
+
+    Args:
+      rank: the rank, at most ``min(n, m)``.
+      floor: absolute floor of the nonzero singular values, > 0.
+      relative_floor: floor relative to their mean, >= 0.
+
+    Example:
+      >>> s = fs.FixedRank(2)
+      >>> a = s.apply(s.init((4, 3), generator=torch.Generator().manual_seed(0)))
+      >>> int(torch.linalg.matrix_rank(a))
+      2
+    """
+
+    rank: int
+    floor: float = 1e-6
+    relative_floor: float = 1e-3
+
+    dtypes = LINALG_DTYPES
+    raw_names = ("left", "singular", "right")
+
+    def __post_init__(self) -> None:
+        _check_rank("FixedRank", self.rank)
+        _check_floors("FixedRank", self.floor, self.relative_floor)
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        return _rank_problem(self.rank, core)
+
+    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
+        left, singular, right = raw
+        problem = _factor_shapes(left, right, self.rank)
+        if problem is None and singular.shape != (*left.shape[:-2], self.rank):
+            problem = f"part 'singular' needs shape (..., {self.rank}) with the frames' batch dims"
+        return problem
+
+    def _shift(self, softplus_mean: Tensor) -> Tensor:
+        return self.floor + self.relative_floor * softplus_mean
+
+    def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
+        left, singular, right = raw
+        lifted = F.softplus(singular)
+        sigma = lifted + self._shift(lifted.mean(-1, keepdim=True))
+        return (_FRAME._apply(left) * sigma.unsqueeze(-2)) @ _FRAME._apply(right).mT
+
+    def _frames(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``U``, ``σ``, ``V`` of the rank-r SVD, turned into the Cayley charts of the frames.
+
+        The SVD is unique only up to a joint rotation ``(U R, V R)`` within each group of
+        equal singular values (signs, for distinct ones). Of those, take the ``R`` that makes
+        ``(U₁ + V₁) R`` symmetric positive semidefinite (``U₁``, ``V₁`` the top r x r blocks;
+        the polar factor, restricted to the groups): it keeps ``U₁ + I`` and ``V₁ + I``
+        invertible, which the Cayley charts need, and brings the zeros raw (frames: the first
+        columns of ``I``) back exactly, whatever order and signs LAPACK returns.
+        """
+        u, s, vh = torch.linalg.svd(value, full_matrices=False)
+        r = self.rank
+        u, s, v = u[..., :r], s[..., :r], vh[..., :r, :].mT
+        tolerance = 64 * torch.finfo(value.dtype).eps * s[..., :1, None]
+        same = (s.unsqueeze(-1) - s.unsqueeze(-2)).abs() <= tolerance
+        grouped = torch.where(same, u[..., :r, :] + v[..., :r, :], 0.0)
+        w, _, zh = torch.linalg.svd(grouped.mT)
+        rotation = w @ zh
+        return u @ rotation, s, v @ rotation
+
+    def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # In float64: the frames of a float32 member from a float32 SVD, and their Cayley
+        # raw, lose digits (a round trip error of 2e-4 was measured).
+        u, sigma, v = self._frames(value.to(torch.float64))
+        # mean(σ) = (1 + relative_floor) mean(softplus) + floor, solved for the shift t.
+        softplus_mean = (sigma.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
+        lifted = sigma - self._shift(softplus_mean)
+        raw = (_FRAME._inverse(u), inverse_softplus(lifted), _FRAME._inverse(v))
+        return tuple(part.to(value.dtype) for part in raw)
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        s = torch.linalg.svdvals(finite_or_zero(value))
+        r = self.rank
+        softplus_mean = (s[..., :r].mean(-1) - self.floor) / (1 + self.relative_floor)
+        # Like PositiveDefinite: the floor must hold with a margin of half of it.
+        floor_holds = s[..., r - 1] >= 0.5 * self._shift(softplus_mean)
+        return floor_holds & _tail_is_small(s, r, atol, rtol)
+
+    def _project(self, value: Tensor) -> Tensor:
+        u, sigma, vh = torch.linalg.svd(value, full_matrices=False)
+        r = self.rank
+        u, sigma, v = u[..., :r], sigma[..., :r], vh[..., :r, :].mT
+        lifted = sigma
+        for _ in range(3):  # the floor depends on the mean of the lifted values; it settles
+            softplus_mean = (lifted.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
+            lifted = torch.maximum(sigma, self._shift(softplus_mean))
+        return (u * lifted.unsqueeze(-2)) @ v.mT
+
+    def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+        *batch, n, m = shape
+        r = self.rank
+        left = haar_orthogonal(torch.Size((*batch, n, r)), generator, dtype, device)
+        right = haar_orthogonal(torch.Size((*batch, m, r)), generator, dtype, device)
+        # Singular values log-uniform in [1/2, 2].
+        sigma = 2 ** (
+            2 * torch.rand(*batch, r, generator=generator, dtype=dtype, device=device) - 1
+        )
+        return self._inverse((left * sigma.unsqueeze(-2)) @ right.mT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Invertible(AbstractStructure):
+    """Square matrices with every singular value above a floor: ``A = Q P`` (polar form).
+
+    The raw is ``(orthogonal, stretch)``, two n x n tensors: ``Q`` is ``Orthogonal()`` of the
+    first (both determinant signs) and ``P`` is ``PositiveDefinite(floor, relative_floor)`` of
+    the second. Every invertible matrix has a unique polar decomposition, so every invertible
+    matrix whose singular values satisfy ``P``'s floors is reached (except those whose ``Q``
+    has an eigenvalue -1, which the Cayley map misses: ``inverse`` gives NaN there). The
+    singular values of ``A`` are the eigenvalues of ``P``: ``|det A| >= floor^n`` and the
+    condition number stays below about ``n / relative_floor`` for raw of any size.
+    ``project`` lifts the singular values to the floor (the nearest member).
+
+    Args:
+      floor: absolute floor of the singular values, > 0.
+      relative_floor: floor relative to the mean singular value, >= 0.
+
+    Example:
+      >>> s = fs.Invertible()
+      >>> a = s.apply((torch.randn(3, 3), torch.zeros(3, 3)))
+      >>> bool(torch.linalg.svdvals(a).min() > 0.1)
+      True
+    """
+
+    floor: float = 1e-6
+    relative_floor: float = 1e-3
+
+    dtypes = LINALG_DTYPES
+    square = True
+    raw_names = ("orthogonal", "stretch")
+
+    def __post_init__(self) -> None:
+        _check_floors("Invertible", self.floor, self.relative_floor)
+
+    @property
+    def _stretch(self) -> PositiveDefinite:
+        return PositiveDefinite(self.floor, self.relative_floor)
+
+    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
+        return _square_pair(raw)
+
+    def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
+        orthogonal, stretch = raw
+        return _FRAME._apply(orthogonal) @ self._stretch._apply(stretch)
+
+    def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
+        # The polar factors and Q's raw in float64 (as FixedRank); P's raw in the value's
+        # dtype, whose rounding sizes the boundary jitter of PositiveDefinite's inverse.
+        q, p = _polar(value.to(torch.float64))
+        return _FRAME._inverse(q).to(value.dtype), self._stretch._inverse(p.to(value.dtype))
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        s = torch.linalg.svdvals(finite_or_zero(value))
+        shift = self._stretch._shift_from_value(torch.diag_embed(s))
+        return s[..., -1] >= 0.5 * shift
+
+    def _project(self, value: Tensor) -> Tensor:
+        q, p = _polar(value)
+        return q @ self._stretch._project(p)
+
+    def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor]:
+        stretch = self._stretch.init(shape, generator=generator, dtype=dtype, device=device)
+        return _FRAME._init(shape, generator, dtype, device), stretch
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialLinear(AbstractStructure):
+    """Square matrices of determinant 1: ``A = Q exp(S)`` with ``Q`` a rotation, ``tr S = 0``.
+
+    The raw is ``(rotation, stretch)``, two n x n tensors: ``Q`` is ``SpecialOrthogonal()`` of
+    the first; ``S`` is the symmetric matrix of the second's lower triangle minus its mean
+    diagonal, so ``det exp(S) = exp(tr S) = 1`` and ``det A = 1`` up to rounding. Every matrix
+    of determinant 1 is reached (its polar factor is ``exp`` of a traceless symmetric matrix;
+    rotations with an eigenvalue -1 are out of the Cayley map's reach, ``inverse`` gives NaN
+    there). The condition number is ``exp(λ_max(S) - λ_min(S))``, so float32 holds
+    ``det = 1`` for stretch raw entries up to about 1 (the catalog's range); ``contains``
+    accepts ``|log det v| <= Σ |v⁻ᵀ| (atol + rtol |v|)``, the change of log det that entrywise
+    tolerances reach, to first order. ``project`` takes the polar factors of ``v`` (flipping
+    the direction of the smallest singular value where ``det v < 0``) and rescales the singular
+    values by ``|det v|^(-1/n)``, after raising those below ``eps^(1/3)`` times the largest:
+    a member near ``v``, not always the nearest; members whose condition number is below
+    ``eps^(-1/3)`` (200 in float32) are fixed points.
+
+    Example:
+      >>> a = fs.SpecialLinear().apply((torch.randn(3, 3), torch.randn(3, 3)))
+      >>> round(float(torch.linalg.det(a)), 3)
+      1.0
+    """
+
+    dtypes = LINALG_DTYPES
+    square = True
+    raw_names = ("rotation", "stretch")
+
+    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
+        return _square_pair(raw)
+
+    def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
+        rotation, stretch = raw
+        lower = torch.tril(stretch, -1)
+        diagonal = stretch.diagonal(dim1=-2, dim2=-1)
+        diagonal = diagonal - diagonal.mean(-1, keepdim=True)
+        log_stretch = lower + lower.mT + torch.diag_embed(diagonal)
+        return SpecialOrthogonal()._apply(rotation) @ matrix_exp(log_stretch)
+
+    def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
+        # In float64: the polar factors of an ill-conditioned float32 member lose digits.
+        q, p = _polar(value.to(torch.float64))
+        eigenvalues, vectors = torch.linalg.eigh((p + p.mT) / 2)
+        log = (vectors * eigenvalues.log().unsqueeze(-2)) @ vectors.mT  # NaN if singular
+        rotation = SpecialOrthogonal()._inverse(q).to(value.dtype)
+        return rotation, torch.tril(log).to(value.dtype)
+
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        # Within tolerance of a member, to first order: an entrywise change of up to
+        # atol + rtol |v| moves log det v by up to sum |v⁻ᵀ| (atol + rtol |v|).
+        value = finite_or_zero(value)
+        sign, log_abs = torch.linalg.slogdet(value)
+        inverse, info = torch.linalg.inv_ex(value)
+        reach = (inverse.mT.abs() * (atol + rtol * value.abs())).sum((-2, -1))
+        return (info == 0) & (sign > 0) & (log_abs.abs() <= reach)
+
+    def _project(self, value: Tensor) -> Tensor:
+        u, s, vh = torch.linalg.svd(value)
+        n = value.shape[-1]
+        # Where det(v) < 0, flip the direction of the smallest singular value (the nearest
+        # matrix of positive determinant), then scale the singular values to product 1.
+        last = torch.arange(n, device=value.device) == n - 1
+        flip = (torch.linalg.det(u @ vh) < 0)[..., None] & last
+        u = u * torch.where(flip, -1.0, 1.0).to(value.dtype).unsqueeze(-2)
+        # Singular values below eps^(1/3) of the largest (5e-3 in float32, 6e-6 in float64)
+        # are raised to it: more ill-conditioned results would not survive their own SVD, and
+        # project would not be idempotent.
+        tiny = torch.finfo(value.dtype).eps ** (1 / 3) * s[..., :1]
+        s = torch.maximum(s, tiny.clamp_min(torch.finfo(value.dtype).tiny))
+        s = s * torch.exp(-s.log().mean(-1, keepdim=True))
+        return (u * s.unsqueeze(-2)) @ vh
+
+    def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor]:
+        rotation = SpecialOrthogonal().init(shape, generator=generator, dtype=dtype, device=device)
+        n = shape[-1]
+        stretch = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+        return rotation, stretch / (2 * math.sqrt(n))
+
+
+@dataclasses.dataclass(frozen=True)
 class BoundedSpectralNorm(AbstractStructure):
     """Matrices of spectral norm (largest singular value) at most ``max_norm``.
 
@@ -170,3 +448,16 @@ def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     top = u.gather(-2, u.abs().argmax(-2, keepdim=True))
     sign = torch.where(top < 0, -1.0, 1.0).to(u.dtype)
     return u * sign, v * sign
+
+
+def _square_pair(raw: tuple[Tensor, ...]) -> str | None:
+    first, second = raw
+    if first.dim() < 2 or first.shape != second.shape or first.shape[-1] != first.shape[-2]:
+        return "parts need two square matrices of the same shape"
+    return None
+
+
+def _polar(value: Tensor) -> tuple[Tensor, Tensor]:
+    """``value = Q P``: ``Q = U Vᵀ`` orthogonal, ``P = V S Vᵀ`` symmetric positive semidefinite."""
+    u, s, vh = torch.linalg.svd(value)
+    return u @ vh, (vh.mT * s.unsqueeze(-2)) @ vh

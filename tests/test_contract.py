@@ -90,9 +90,17 @@ def test_projection(entry, dtype, batch, data):
 def test_batching(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
     raw = data.draw(
-        testing.raw_tensors(entry.structure, shape, dtype=dtype, max_magnitude=3.0), label="raw"
+        testing.raw_tensors(
+            entry.structure, shape, dtype=dtype, max_magnitude=min(3.0, entry.max_magnitude)
+        ),
+        label="raw",
     )
-    value = data.draw(testing.members(entry.structure, shape, dtype=dtype), label="value")
+    value = data.draw(
+        testing.members(
+            entry.structure, shape, dtype=dtype, max_magnitude=min(3.0, entry.max_magnitude)
+        ),
+        label="value",
+    )
     testing.check_batching(entry.structure, raw, value + 0.1 * torch.randn_like(value))
 
 

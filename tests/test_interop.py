@@ -85,3 +85,26 @@ def test_why_functional_cached_parametrization_is_stale_under_functional_call():
 def test_as_parametrization_needs_a_leaf_structure():
     with pytest.raises(TypeError, match="as_parametrization: needs a leaf structure"):
         fs.as_parametrization(fs.structure({"w": fs.Diagonal()}))
+
+
+def test_factored_structures_as_parametrizations():
+    """LowRank's pair and Sum's nested tuple become original0, original1, ... on the module,
+    and the layer starts from the nearest member of the set (Sum's split: to 1e-4)."""
+    torch.manual_seed(0)
+    for structure, count in ((fs.LowRank(2), 2), (fs.Sum(fs.LowRank(1), fs.Diagonal()), 3)):
+        layer = torch.nn.Linear(5, 5)
+        start = structure.project(layer.weight.detach())
+        parametrize.register_parametrization(
+            layer, "weight", fs.as_parametrization(structure), unsafe=True
+        )
+        weight = layer.parametrizations.weight
+        originals = [getattr(weight, f"original{i}") for i in range(count)]
+        assert not hasattr(weight, f"original{count}")
+        assert len(originals) == count
+        torch.testing.assert_close(layer.weight.detach(), start, atol=1e-4, rtol=1e-4)
+        layer.weight.square().sum().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in originals)
+    low = fs.as_parametrization(fs.LowRank(2))
+    raw = low.right_inverse(torch.randn(6, 4))
+    assert [tuple(t.shape) for t in raw] == [(6, 2), (4, 2)]
+    assert int(torch.linalg.matrix_rank(low(*raw))) == 2

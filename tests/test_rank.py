@@ -1,5 +1,5 @@
-"""Rank and norm bounds: rank by singular values, spectral-norm bounds, PSD, PD(expm), factored
-raws in trees and under torch.func, Sum."""
+"""The rank family: rank bounds by singular values, conditioning for extreme raw, det = 1,
+spectral-norm bounds, PSD, PD(expm), factored raws in trees and under torch.func, Sum."""
 
 import math
 
@@ -34,6 +34,52 @@ def test_low_rank_project_is_the_truncated_svd():
     torch.testing.assert_close(p, expected)
     # Eckart-Young: the error is the norm of the dropped singular values.
     torch.testing.assert_close(torch.linalg.matrix_norm(a - p), s[..., 2:].square().sum(-1).sqrt())
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e2])
+def test_fixed_rank_is_exactly_rank_r_and_well_conditioned_for_extreme_raw(scale):
+    s = fs.FixedRank(3)
+    left, singular, right = (
+        _normal(20, 8, 3, scale=scale, seed=1),
+        _normal(20, 3, scale=1e4, seed=2),  # singular values from 0 to 1e4
+        _normal(20, 6, 3, scale=scale, seed=3),
+    )
+    a = s.apply((left, singular, right))
+    sv = torch.linalg.svdvals(a.double())
+    assert torch.isfinite(a).all()
+    assert (sv[:, 3:] <= 1e-5 * sv[:, :1]).all()  # rank 3, in float32
+    # The relative floor: sigma_min >= relative_floor * mean(sigma) / (1 + relative_floor).
+    assert (sv[:, 2] >= 0.99e-3 * sv[:, :3].mean(-1) / 1.001).all()
+    assert s.contains(a).all()
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e2, 1e4])
+def test_invertible_stays_well_conditioned_for_extreme_raw(scale):
+    s = fs.Invertible()
+    orthogonal = _normal(20, 6, 6, scale=min(scale, 100.0), seed=4)
+    stretch = _normal(20, 6, 6, scale=scale, seed=5)
+    a = s.apply((orthogonal, stretch))
+    sv = torch.linalg.svdvals(a.double())
+    assert torch.isfinite(a).all()
+    # The condition number stays below about n / relative_floor = 6000.
+    assert (sv[:, 0] / sv[:, -1] < 6.1e3).all()
+    assert (torch.linalg.inv_ex(a).info == 0).all()
+
+
+def test_invertible_reaches_any_invertible_matrix():
+    a = _normal(16, 5, 5, seed=6, dtype=torch.float64)  # invertible almost surely
+    a = fs.Invertible().project(a)  # lift singular values to the floor: almost no change
+    torch.testing.assert_close(fs.Invertible().apply(fs.Invertible().inverse(a)), a)
+
+
+def test_special_linear_has_determinant_one():
+    s = fs.SpecialLinear()
+    raw = s.init((50, 5, 5), generator=GEN().manual_seed(7), dtype=torch.float64)
+    det = torch.linalg.det(s.apply(raw))
+    torch.testing.assert_close(det, torch.ones_like(det))
+    a = _normal(50, 4, 4, seed=8, dtype=torch.float64)
+    det = torch.linalg.det(s.project(a))
+    torch.testing.assert_close(det, torch.ones_like(det))
 
 
 @pytest.mark.parametrize("bound", [0.5, 1.0, 3.0])
