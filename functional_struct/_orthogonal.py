@@ -174,7 +174,9 @@ def _cayley(raw: Tensor) -> Tensor:
     Written with ``inv``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
     """
     n, k = raw.shape[-2:]
-    lower = torch.nn.functional.pad(torch.tril(raw, -1), (0, n - k))
+    lower = torch.tril(raw, -1)
+    if k < n:  # tall: zero-pad to n x n (a pad of width 0 would still copy, so square skips it)
+        lower = torch.nn.functional.pad(lower, (0, n - k))
     eye = eye_like(lower)
     q = 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
     return q if n == k else q[..., :k]
