@@ -31,9 +31,14 @@ def _check_rank(owner: str, rank: object) -> None:
 
 
 def _check_floors(owner: str, floor: object, relative_floor: object) -> None:
-    if not (isinstance(floor, (int, float)) and floor > 0 and math.isfinite(floor)):
+    number = (int, float)
+    if isinstance(floor, bool) or not (
+        isinstance(floor, number) and floor > 0 and math.isfinite(floor)
+    ):
         raise ValueError(f"{owner}: floor must be a finite number > 0, got {floor!r}.")
-    if not (isinstance(relative_floor, (int, float)) and 0 <= relative_floor < math.inf):
+    if isinstance(relative_floor, bool) or not (
+        isinstance(relative_floor, number) and 0 <= relative_floor < math.inf
+    ):
         raise ValueError(
             f"{owner}: relative_floor must be a finite number >= 0, got {relative_floor!r}."
         )
