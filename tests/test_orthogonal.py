@@ -147,3 +147,18 @@ def test_special_orthogonal_project_is_the_nearest_rotation():
     # no rotation from the Haar sample is closer than the projection
     others = s.apply(s.init((50, 3, 3), dtype=torch.float64))
     assert ((p - x).norm(dim=(-2, -1)) <= (others - x).norm(dim=(-2, -1)) + 1e-12).all()
+
+
+@pytest.mark.parametrize("method", ["cayley", "householder"])
+def test_tall_init_is_uniform_on_the_stiefel_manifold(method):
+    """For Haar frames Q (n x k), E[Q Qᵀ] = (k / n) I and E[Q] = 0; a biased init breaks both."""
+    n, k, count = 6, 2, 4000
+    s = fs.Orthogonal(method=method)
+    q = s.apply(
+        s.init((count, n, k), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    )
+    projector = (q @ q.mT).mean(0)
+    torch.testing.assert_close(
+        projector, (k / n) * torch.eye(n, dtype=torch.float64), atol=0.03, rtol=0
+    )
+    assert q.mean(0).abs().max() < 5 / math.sqrt(count)
