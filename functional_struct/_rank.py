@@ -215,6 +215,13 @@ class FixedRank(AbstractStructure):
         # mean(σ) = (1 + relative_floor) mean(softplus) + floor, solved for the shift t.
         softplus_mean = (sigma.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
         lifted = sigma - self._shift(softplus_mean)
+        # A singular value on the floor (softplus underflowed to 0) comes back a few ulps of
+        # the value's dtype below it: raise it to the smallest positive number, as
+        # CholeskyFactor does; NaN for values clearly below the floor (non-members).
+        level = 8 * torch.finfo(value.dtype).eps * max(value.shape[-2:]) * sigma[..., :1]
+        lifted = torch.where(
+            lifted >= -level, lifted.clamp_min(torch.finfo(lifted.dtype).tiny), math.nan
+        )
         raw = (_FRAME._inverse(u), inverse_softplus(lifted), _FRAME._inverse(v))
         return tuple(part.to(value.dtype) for part in raw)
 
