@@ -14,8 +14,38 @@ from ._tree import _broadcast_copy
 __all__ = ["Chain", "Frozen", "Sum"]
 
 
+class _Composite(AbstractStructure):
+    """What a structure made of parts (``structures``) shares: its core, dtypes and shape checks.
+
+    The core has as many dims as the largest part's, the dtypes are those every part accepts,
+    it is square if any part is, and a core shape must suit every part.
+    """
+
+    structures: tuple[AbstractStructure, ...]
+
+    @property
+    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
+        return max(part.core_ndim for part in self.structures)
+
+    @property
+    def dtypes(self) -> tuple[torch.dtype, ...]:  # type: ignore[override]  # noqa: D102
+        common = set.intersection(*(set(part.dtypes) for part in self.structures))
+        return tuple(d for d in self.structures[0].dtypes if d in common)
+
+    @property
+    def square(self) -> bool:  # type: ignore[override]  # noqa: D102
+        return any(part.square for part in self.structures)
+
+    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+        for part in self.structures:
+            problem = part._check_core_shape(core[len(core) - part.core_ndim :])
+            if problem is not None:
+                return f"({type(part).__name__}) {problem}"
+        return None
+
+
 @dataclasses.dataclass(frozen=True, init=False)
-class Chain(AbstractStructure):
+class Chain(_Composite):
     """Apply structures left to right: ``Chain(a, b).apply(raw) == b.apply(a.apply(raw))``.
 
     The set is the image of the composition, for example ``Chain(Positive(), Diagonal())`` is
@@ -48,10 +78,6 @@ class Chain(AbstractStructure):
         return f"Chain({', '.join(map(repr, self.structures))})"
 
     @property
-    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
-        return max(part.core_ndim for part in self.structures)
-
-    @property
     def raw_names(self) -> tuple[str, ...] | None:  # type: ignore[override]  # noqa: D102
         return self.structures[0].raw_names
 
@@ -67,22 +93,6 @@ class Chain(AbstractStructure):
         if first.raw_core_ndim != first.core_ndim:  # packed: later parts see first's output
             return first.raw_core_ndim
         return max(part.core_ndim for part in self.structures)
-
-    @property
-    def dtypes(self) -> tuple[torch.dtype, ...]:  # type: ignore[override]  # noqa: D102
-        common = set.intersection(*(set(part.dtypes) for part in self.structures))
-        return tuple(d for d in self.structures[0].dtypes if d in common)
-
-    @property
-    def square(self) -> bool:  # type: ignore[override]  # noqa: D102
-        return any(part.square for part in self.structures)
-
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        for part in self.structures:
-            problem = part._check_core_shape(core[len(core) - part.core_ndim :])
-            if problem is not None:
-                return f"({type(part).__name__}) {problem}"
-        return None
 
     def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
         first = self.structures[0]
@@ -126,7 +136,7 @@ def _check_parts(owner: str, structures: tuple[Any, ...]) -> None:
 
 
 @dataclasses.dataclass(frozen=True, init=False)
-class Sum(AbstractStructure):
+class Sum(_Composite):
     """The sum of members of several structures: ``Sum(a, b).apply((ra, rb)) = a(ra) + b(rb)``.
 
     The raw is the tuple of the parts' raws (each part's own form: a tensor, or a tuple for
@@ -168,26 +178,6 @@ class Sum(AbstractStructure):
     @property
     def raw_names(self) -> tuple[str, ...]:  # type: ignore[override]  # noqa: D102
         return tuple(f"{i} ({type(part).__name__})" for i, part in enumerate(self.structures))
-
-    @property
-    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
-        return max(part.core_ndim for part in self.structures)
-
-    @property
-    def dtypes(self) -> tuple[torch.dtype, ...]:  # type: ignore[override]  # noqa: D102
-        common = set.intersection(*(set(part.dtypes) for part in self.structures))
-        return tuple(d for d in self.structures[0].dtypes if d in common)
-
-    @property
-    def square(self) -> bool:  # type: ignore[override]  # noqa: D102
-        return any(part.square for part in self.structures)
-
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        for part in self.structures:
-            problem = part._check_core_shape(core[len(core) - part.core_ndim :])
-            if problem is not None:
-                return f"({type(part).__name__}) {problem}"
-        return None
 
     def _check_raw(self, raw: Any, method: str) -> None:
         if not isinstance(raw, tuple) or len(raw) != len(self.structures):
