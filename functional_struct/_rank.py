@@ -142,8 +142,9 @@ class FixedRank(AbstractStructure):
     are exactly ``σ``, each at least ``floor`` and ``relative_floor`` times their mean: the
     condition number of the rank-r part stays below about ``r / relative_floor`` for raw of any
     size, which keeps the rank numerically exact in float32. ``inverse`` recovers ``σ`` and
-    the frames from the SVD exactly (signs chosen so that each frame column's top entry is
-    >= 0); ``project`` is the truncated SVD with ``σ`` lifted to the floor (the nearest member).
+    the frames from the SVD, in float64 (the SVD's freedom, a joint rotation within equal
+    singular values, is spent keeping the frames inside the Cayley charts); ``project`` is the
+    truncated SVD with ``σ`` lifted to the floor (the nearest member).
     The frames inherit the Cayley map's range: raw entries of ``left``/``right`` up to about 100.
 
     Args:
