@@ -514,8 +514,10 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
     integer_raw = _map(lambda x: x.long(), template)
     if structure.raw_names is None:
         too_few_raw: Any = torch.zeros((2,) * (structure.raw_core_ndim - 1))
+        got_raw = "got shape"
     else:  # the template has no batch dims: one dim fewer in every part
         too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
+        got_raw = "got"  # the message names every part: "got left (4,), right (3,)"
     tree = _structure_tree({"layer.weight": structure})
     cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
         (
@@ -546,13 +548,13 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
     ]
     if structure.core_ndim > 0 and structure.raw_core_ndim > 0:  # elementwise: any shape
         cases += [
-            ("too few dims", lambda: structure.apply(too_few_raw), ValueError, [name, "got"]),
+            ("too few dims", lambda: structure.apply(too_few_raw), ValueError, [name, got_raw]),
             ("init shape", lambda: structure.init(too_few.shape), ValueError, [name, "got shape"]),
             (
                 "tree path, shape",
                 lambda: tree.apply({"layer.weight": too_few_raw}),
                 ValueError,
-                [name, "'layer.weight'", "got"],
+                [name, "'layer.weight'", got_raw],
             ),
         ]
     if structure.raw_names is not None:
