@@ -18,6 +18,7 @@ from ._structure import (
     close,
     eye_like,
     finite_or_zero,
+    largest_entry_signs,
 )
 
 __all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite", "PositiveSemidefinite"]
@@ -259,9 +260,7 @@ class PositiveSemidefinite(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> Tensor:
         eigenvalues, vectors = self._top(value)
-        # One sign per eigenvector (largest entry positive), whatever the batch layout.
-        top = vectors.gather(-2, vectors.abs().argmax(-2, keepdim=True))
-        vectors = vectors * torch.where(top < 0, -1.0, 1.0).to(vectors.dtype)
+        vectors = vectors * largest_entry_signs(vectors)
         return vectors * eigenvalues.sqrt().unsqueeze(-2)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:

@@ -24,6 +24,19 @@ def haar_orthogonal(
     return q * signs.unsqueeze(-2)
 
 
+def flip_smallest_where_reflection(u: Tensor, vh: Tensor) -> Tensor:
+    """``u`` with its last column negated where ``U Vᵀ`` is a reflection.
+
+    The last column belongs to the smallest singular value (they come in descending order), so
+    ``U Vᵀ`` becomes the nearest rotation, and ``U S Vᵀ`` the nearest matrix of positive
+    determinant.
+    """
+    n = u.shape[-1]
+    flip = (torch.linalg.det(u @ vh) < 0)[..., None]
+    last = torch.arange(n, device=u.device) == n - 1
+    return u * torch.where(flip & last, -1.0, 1.0).to(u.dtype).unsqueeze(-2)
+
+
 def _flip_first_column(q: Tensor, flip: Tensor) -> Tensor:
     """Negate the first column of each matrix where ``flip`` (bool, shape ``(..., 1, 1)``)."""
     # A product with a (..., 1, n) sign row: under vmap(grad) of the ensemble step (E = 64,
@@ -156,11 +169,7 @@ class SpecialOrthogonal(AbstractStructure):
 
     def _project(self, value: Tensor) -> Tensor:
         u, _, vh = torch.linalg.svd(value, full_matrices=False)
-        # Flip the direction of the smallest singular value where the polar factor is a
-        # reflection: the nearest rotation (singular values come in descending order).
-        flip = (torch.linalg.det(u @ vh) < 0)[..., None]
-        last = torch.arange(value.shape[-1], device=value.device) == value.shape[-1] - 1
-        return (u * torch.where(flip & last, -1.0, 1.0).to(value.dtype).unsqueeze(-2)) @ vh
+        return flip_smallest_where_reflection(u, vh) @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         q = haar_orthogonal(shape, generator, dtype, device)

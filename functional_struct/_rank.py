@@ -17,8 +17,13 @@ from torch import Tensor
 from ._definite import PositiveDefinite
 from ._elementwise import inverse_softplus
 from ._expm import matrix_exp
-from ._orthogonal import Orthogonal, SpecialOrthogonal, haar_orthogonal
-from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero
+from ._orthogonal import (
+    Orthogonal,
+    SpecialOrthogonal,
+    flip_smallest_where_reflection,
+    haar_orthogonal,
+)
+from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero, largest_entry_signs
 
 __all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
 
@@ -183,6 +188,14 @@ class FixedRank(AbstractStructure):
     def _shift(self, softplus_mean: Tensor) -> Tensor:
         return self.floor + self.relative_floor * softplus_mean
 
+    def _shift_from_sigma(self, sigma: Tensor) -> Tensor:
+        """The shift ``t`` of singular values ``σ`` (..., r), shape (..., 1).
+
+        ``mean(σ) = (1 + relative_floor) mean(softplus) + floor``, solved for ``mean(softplus)``.
+        """
+        softplus_mean = (sigma.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
+        return self._shift(softplus_mean)
+
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         left, singular, right = raw
         lifted = F.softplus(singular)
@@ -213,9 +226,7 @@ class FixedRank(AbstractStructure):
         # In float64: the frames of a float32 member from a float32 SVD, and their Cayley
         # raw, lose digits (a round trip error of 2e-4 was measured).
         u, sigma, v = self._frames(value.to(torch.float64))
-        # mean(σ) = (1 + relative_floor) mean(softplus) + floor, solved for the shift t.
-        softplus_mean = (sigma.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
-        lifted = sigma - self._shift(softplus_mean)
+        lifted = sigma - self._shift_from_sigma(sigma)
         # A singular value on the floor (softplus underflowed to 0) comes back a few ulps of
         # the value's dtype below it: raise it to the smallest positive number, as
         # CholeskyFactor does; NaN for values clearly below the floor (non-members).
@@ -229,9 +240,8 @@ class FixedRank(AbstractStructure):
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         s = torch.linalg.svdvals(finite_or_zero(value))
         r = self.rank
-        softplus_mean = (s[..., :r].mean(-1) - self.floor) / (1 + self.relative_floor)
         # Like PositiveDefinite: the floor must hold with a margin of half of it.
-        floor_holds = s[..., r - 1] >= 0.5 * self._shift(softplus_mean)
+        floor_holds = s[..., r - 1] >= 0.5 * self._shift_from_sigma(s[..., :r])[..., 0]
         return floor_holds & _tail_is_small(s, r, atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
@@ -240,8 +250,7 @@ class FixedRank(AbstractStructure):
         u, sigma, v = u[..., :r], sigma[..., :r], vh[..., :r, :].mT
         lifted = sigma
         for _ in range(3):  # the floor depends on the mean of the lifted values; it settles
-            softplus_mean = (lifted.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
-            lifted = torch.maximum(sigma, self._shift(softplus_mean))
+            lifted = torch.maximum(sigma, self._shift_from_sigma(lifted))
         return (u * lifted.unsqueeze(-2)) @ v.mT
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
@@ -379,12 +388,9 @@ class SpecialLinear(AbstractStructure):
 
     def _project(self, value: Tensor) -> Tensor:
         u, s, vh = torch.linalg.svd(value)
-        n = value.shape[-1]
-        # Where det(v) < 0, flip the direction of the smallest singular value (the nearest
-        # matrix of positive determinant), then scale the singular values to product 1.
-        last = torch.arange(n, device=value.device) == n - 1
-        flip = (torch.linalg.det(u @ vh) < 0)[..., None] & last
-        u = u * torch.where(flip, -1.0, 1.0).to(value.dtype).unsqueeze(-2)
+        # Where det(v) < 0, the nearest matrix of positive determinant; then scale the singular
+        # values to product 1.
+        u = flip_smallest_where_reflection(u, vh)
         # Singular values below eps^(1/3) of the largest (5e-3 in float32, 6e-6 in float64)
         # are raised to it: more ill-conditioned results would not survive their own SVD, and
         # project would not be idempotent.
@@ -454,12 +460,8 @@ class BoundedSpectralNorm(AbstractStructure):
 
 
 def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """Singular vector pairs signed so that each column of ``u`` has a positive largest entry.
-
-    One answer for every batch layout (LAPACK's signs differ between batched and single calls).
-    """
-    top = u.gather(-2, u.abs().argmax(-2, keepdim=True))
-    sign = torch.where(top < 0, -1.0, 1.0).to(u.dtype)
+    """Singular vector pairs signed so that each column of ``u`` has a positive largest entry."""
+    sign = largest_entry_signs(u)
     return u * sign, v * sign
 
 

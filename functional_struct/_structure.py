@@ -22,6 +22,7 @@ __all__ = [
     "default_tolerances",
     "eye_like",
     "finite_or_zero",
+    "largest_entry_signs",
 ]
 
 # (atol, rtol) that `contains` uses when none are given. Chosen from the rounding error of the
@@ -327,6 +328,16 @@ def finite_or_zero(x: Tensor) -> Tensor:
     ``contains`` answers False for such values anyway; ``apply`` keeps them in its output.
     """
     return torch.where(torch.isfinite(x), x, 0.0)
+
+
+def largest_entry_signs(vectors: Tensor) -> Tensor:
+    """The (..., 1, k) signs that make each column's largest entry positive.
+
+    Eigen- and singular vectors are unique only up to sign, and LAPACK's signs differ between
+    batched and single calls: multiplying by these gives one answer for every batch layout.
+    """
+    top = vectors.gather(-2, vectors.abs().argmax(-2, keepdim=True))
+    return torch.where(top < 0, -1.0, 1.0).to(vectors.dtype)
 
 
 def add_to_diagonal(a: Tensor, shift: Tensor) -> Tensor:
