@@ -2,11 +2,13 @@
 
     OMP_NUM_THREADS=2 python benchmarks/run.py [--quick] [--json FILE]
 
-Every comparison times its variants in interleaved rounds after a warm-up and reports medians
-and ratios, so that a noisy shared machine moves all variants alike. The thread count comes from
-the environment (OMP_NUM_THREADS) and is printed; the script never calls torch.set_num_threads
-(an explicit call makes batched solves hang on this machine: design.md). Loop baselines iterate
-with unbind, never x[i]. geotorch rows need the `bench` extra and say so when it is absent.
+Every comparison times its variants in interleaved rounds after a warm-up and reports medians,
+and ratios as the median of per-round ratios with their interquartile range, so that a noisy
+shared machine moves all variants alike and the spread shows how far to trust a ratio. The
+thread count comes from the environment (OMP_NUM_THREADS) and is printed; the script never calls
+torch.set_num_threads (an explicit call makes batched solves hang on this machine: design.md).
+Loop baselines iterate with unbind, never x[i]. geotorch rows need the `bench` extra and say
+so when it is absent.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ except ImportError:  # the optional `bench` extra
 ROWS: list[dict] = []
 
 
-def timed(variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict:
-    """Median seconds per call of each variant, timed in interleaved rounds.
+def timed(
+    variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant, one sample per round, timed in interleaved rounds.
 
     In each round every variant is called once untimed and then timed over a burst of calls
     (enough for about 5 ms), so each sample is steady-state repetition, as in a training loop,
@@ -62,26 +66,33 @@ def timed(variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 
             for _ in range(burst[name]):
                 fn()
             samples[name].append((time.perf_counter() - start) / burst[name])
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
 
 
-def report(section: str, case: str, times: dict[str, float], base: str, notes: str = "") -> None:
-    """Print one table row per variant: median and ratio to ``base`` (>1: base is faster)."""
-    for name, seconds in times.items():
-        ratio = seconds / times[base]
+def report(
+    section: str, case: str, samples: dict[str, list[float]], base: str, notes: str = ""
+) -> None:
+    """Print one table row per variant: median time, and its ratio to ``base`` (>1: base is
+    faster) as the median of the per-round ratios, with their interquartile range: variants of
+    one round ran within milliseconds of each other, so the machine's drift cancels."""
+    for name, times in samples.items():
+        ratios = [t / b for t, b in zip(times, samples[base], strict=True)]
+        ratio = statistics.median(ratios)
+        low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratio,) * 3
         ROWS.append(
             {
                 "section": section,
                 "case": case,
                 "variant": name,
-                "median_s": seconds,
+                "median_s": statistics.median(times),
                 "ratio_to_" + base.replace(" ", "_"): ratio,
+                "ratio_interquartile": [low, high],
                 "notes": notes,
             }
         )
         print(
-            f"| {section} | {case} | {name} | {seconds * 1e3:9.3f} ms | "
-            f"{ratio:6.2f}x {base} | {notes} |"
+            f"| {section} | {case} | {name} | {statistics.median(times) * 1e3:9.3f} ms | "
+            f"{ratio:6.2f}x {base} ({low:.2f}-{high:.2f}) | {notes} |"
         )
 
 
@@ -315,7 +326,10 @@ def tree_overhead(rounds: int) -> None:
         },
         rounds * 5,
     )
-    per_leaf = (times["fs.structure apply, 100 leaves"] - times["leaf maps called directly"]) / 100
+    median = {name: statistics.median(t) for name, t in times.items()}
+    per_leaf = (
+        median["fs.structure apply, 100 leaves"] - median["leaf maps called directly"]
+    ) / 100
     report(
         "tree overhead",
         "100 leaves of 4x4",
@@ -338,7 +352,8 @@ def scaling(ensembles: list[int], sizes: list[int], rounds: int) -> None:
                     return (xb @ structure.apply(r).mT).square().mean()
 
                 step = vmap(grad(loss))
-                t = timed({"step": lambda step=step, raw=raw, x=x: step(raw, x)}, rounds)["step"]
+                samples = timed({"step": lambda step=step, raw=raw, x=x: step(raw, x)}, rounds)
+                t = statistics.median(samples["step"])
                 ROWS.append(
                     {
                         "section": "scaling",

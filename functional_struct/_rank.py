@@ -20,6 +20,7 @@ from ._expm import matrix_exp
 from ._orthogonal import (
     Orthogonal,
     SpecialOrthogonal,
+    draw_in_range,
     flip_smallest_where_reflection,
     haar_orthogonal,
 )
@@ -254,15 +255,19 @@ class FixedRank(AbstractStructure):
         return (u * lifted.unsqueeze(-2)) @ v.mT
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
-        *batch, n, m = shape
+        *_, n, m = shape
         r = self.rank
-        left = haar_orthogonal(torch.Size((*batch, n, r)), generator, dtype, device)
-        right = haar_orthogonal(torch.Size((*batch, m, r)), generator, dtype, device)
-        # Singular values log-uniform in [1/2, 2].
-        sigma = 2 ** (
-            2 * torch.rand(*batch, r, generator=generator, dtype=dtype, device=device) - 1
-        )
-        return self._inverse((left * sigma.unsqueeze(-2)) @ right.mT)
+
+        def draw(batch: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+            left = haar_orthogonal(torch.Size((*batch, n, r)), generator, dtype, device)
+            right = haar_orthogonal(torch.Size((*batch, m, r)), generator, dtype, device)
+            # Singular values log-uniform in [1/2, 2].
+            sigma = 2 ** (
+                2 * torch.rand(*batch, r, generator=generator, dtype=dtype, device=device) - 1
+            )
+            return self._inverse((left * sigma.unsqueeze(-2)) @ right.mT)
+
+        return draw_in_range(draw, tuple(shape[:-2]))
 
 
 @dataclasses.dataclass(frozen=True)

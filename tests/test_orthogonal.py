@@ -162,3 +162,22 @@ def test_tall_init_is_uniform_on_the_stiefel_manifold(method):
         projector, (k / n) * torch.eye(n, dtype=torch.float64), atol=0.03, rtol=0
     )
     assert q.mean(0).abs().max() < 5 / math.sqrt(count)
+
+
+@pytest.mark.parametrize(
+    "structure",
+    [*(fs.Orthogonal(method=m) for m in METHODS), fs.SpecialOrthogonal(), fs.FixedRank(5)]
+    + [fs.Invertible()],
+    ids=repr,
+)
+def test_init_stays_where_the_chart_is_precise(structure):
+    """A Haar draw near a chart's edge (eigenvalue -1 for Cayley) has a raw of any size. Before
+    init redrew those, these 4000 draws at n = 5 had 26 to 60 raws with an entry above 100 (up
+    to 4e4), float32 round trips lost up to 2.6e-4, and in 20000 Householder draws one was inf."""
+    raw = structure.init((4000, 5, 5), generator=torch.Generator().manual_seed(5))
+    parts = raw if isinstance(raw, tuple) else (raw,)
+    for part in parts:
+        assert (part.abs() <= 100).all()
+    value = structure.apply(raw)
+    back = structure.apply(structure.inverse(value))
+    assert ((back - value).abs().amax((-2, -1)) / value.abs().amax((-2, -1))).max() < 1e-4
