@@ -110,8 +110,8 @@ class Orthogonal(AbstractStructure):
 
     For square ``Q``, a negative ``raw[0, 0]`` negates the first column, which reaches
     determinant -1; the rest of the raw diagonal is unused (all of it for tall raw, whose set
-    is connected). ``init`` is Haar-distributed; ``project`` is the polar factor ``U Vᵀ`` of
-    the thin SVD ``U S Vᵀ``.
+    is connected). ``init`` is Haar-distributed, conditioned on raw entries of at most 100
+    (``draw_in_range``); ``project`` is the polar factor ``U Vᵀ`` of the thin SVD ``U S Vᵀ``.
 
     Args:
       method: ``"cayley"``, ``"expm"`` or ``"householder"``.
@@ -188,8 +188,8 @@ class SpecialOrthogonal(AbstractStructure):
 
     The Cayley map of ``Orthogonal`` without its sign: the whole raw diagonal is unused, and
     the same limits hold (rotations with an eigenvalue -1, such as ``-I`` for even n, are out
-    of reach; ``inverse`` gives NaN there). ``init`` is Haar on the rotation group; ``project``
-    is the nearest rotation, ``U diag(1, ..., 1, det(U Vᵀ)) Vᵀ``.
+    of reach; ``inverse`` gives NaN there). ``init`` is Haar on the rotation group (raw entries
+    at most 100, as for ``Orthogonal``); ``project`` is the nearest rotation, ``U diag(1, ..., 1, det(U Vᵀ)) Vᵀ``.
 
     Example:
       >>> q = fs.SpecialOrthogonal().apply(torch.randn(3, 3))
