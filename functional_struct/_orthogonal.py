@@ -189,7 +189,8 @@ class SpecialOrthogonal(AbstractStructure):
     The Cayley map of ``Orthogonal`` without its sign: the whole raw diagonal is unused, and
     the same limits hold (rotations with an eigenvalue -1, such as ``-I`` for even n, are out
     of reach; ``inverse`` gives NaN there). ``init`` is Haar on the rotation group (raw entries
-    at most 100, as for ``Orthogonal``); ``project`` is the nearest rotation, ``U diag(1, ..., 1, det(U Vᵀ)) Vᵀ``.
+    at most 100, as for ``Orthogonal``); ``project`` is the nearest rotation,
+    ``U diag(1, ..., 1, det(U Vᵀ)) Vᵀ``.
 
     Example:
       >>> q = fs.SpecialOrthogonal().apply(torch.randn(3, 3))
