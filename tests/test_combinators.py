@@ -57,3 +57,20 @@ def test_frozen_blocks_gradients_and_keeps_its_value_in_trees():
     )({k: v[0] for k, v in raw.items()})
     assert torch.equal(grads["bias"], torch.zeros(3))
     assert grads["weight"].abs().sum() > 0
+
+
+def test_sum_contains_judges_the_split_at_the_scale_of_the_matrix():
+    """Splitting rounds at the scale of the whole matrix: a float32 member whose entries reach
+    6e4 has a split error near 4e-3 on every entry, its 0.01 entry included (the thorough
+    profile found one such draw, which an entrywise tolerance called a non-member)."""
+    s = fs.Sum(fs.Symmetric(), fs.SkewSymmetric())
+    sym = torch.tensor([[1.0, 3e4], [3e4, 2.0]])
+    skew = torch.tensor([[0.0, -3e4 + 0.01], [3e4 - 0.01, 0.0]])
+    value = s.apply((sym, skew))
+    assert s.contains(value)
+    # Still a tolerance relative to the matrix, not a free pass: a symmetric off-diagonal part
+    # of 10 is 3e-4 of the scale, beyond float32's default rtol of 1e-4.
+    s = fs.Sum(fs.Diagonal(), fs.SkewSymmetric())
+    member = s.apply((sym, skew))
+    assert s.contains(member)
+    assert not s.contains(member + torch.tensor([[0.0, 10.0], [10.0, 0.0]]))
