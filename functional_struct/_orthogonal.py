@@ -40,8 +40,8 @@ def draw_in_range(
     count as beyond the bound.
 
     A chart of the orthogonal group has an edge (for the Cayley map, the matrices with an
-    eigenvalue -1), and a Haar draw near it has a raw of any size: about 1 in 60 draws at
-    n = 5 and 1 in 10 at n = 256 have an entry above 100, a few in 10⁴ above 10⁴. There
+    eigenvalue -1), and a Haar draw near it has a raw of any size: for Cayley, 1 in 60 draws
+    at n = 5 and about 1 in 10 at n = 256 have an entry above 100, a few in 10⁴ above 10⁴. There
     ``apply`` loses precision as ``eps * |raw|`` and gradients vanish, so ``init`` redraws those:
     its members are Haar-distributed conditioned on the raw lying where the map is precise.
     """

@@ -166,8 +166,8 @@ def test_tall_init_is_uniform_on_the_stiefel_manifold(method):
 
 @pytest.mark.parametrize(
     "structure",
-    [*(fs.Orthogonal(method=m) for m in METHODS), fs.SpecialOrthogonal(), fs.FixedRank(5)]
-    + [fs.Invertible()],
+    [fs.Orthogonal(method=m) for m in METHODS]
+    + [fs.SpecialOrthogonal(), fs.FixedRank(5), fs.Invertible()],
     ids=repr,
 )
 def test_init_stays_where_the_chart_is_precise(structure):
