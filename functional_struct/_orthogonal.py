@@ -63,6 +63,21 @@ def draw_in_range(
     return out if isinstance(raw, tuple) else out[0]
 
 
+def _haar_raw(
+    inverse: Callable[[Tensor], Tensor],
+    shape: torch.Size,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor:
+    """``inverse`` of Haar draws of the trailing shape, in range (:func:`draw_in_range`)."""
+
+    def draw(batch: tuple[int, ...]) -> Tensor:
+        return inverse(haar_orthogonal(torch.Size((*batch, *shape[-2:])), generator, dtype, device))
+
+    return draw_in_range(draw, tuple(shape[:-2]))
+
+
 def flip_smallest_where_reflection(u: Tensor, vh: Tensor) -> Tensor:
     """``u`` with its last column negated where ``U Vᵀ`` is a reflection.
 
@@ -175,11 +190,7 @@ class Orthogonal(AbstractStructure):
         return u @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        def draw(batch: tuple[int, ...]) -> Tensor:
-            q = haar_orthogonal(torch.Size((*batch, *shape[-2:])), generator, dtype, device)
-            return self._inverse(q)
-
-        return draw_in_range(draw, tuple(shape[:-2]))
+        return _haar_raw(self._inverse, shape, generator, dtype, device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,12 +227,12 @@ class SpecialOrthogonal(AbstractStructure):
         return flip_smallest_where_reflection(u, vh) @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        def draw(batch: tuple[int, ...]) -> Tensor:
-            q = haar_orthogonal(torch.Size((*batch, *shape[-2:])), generator, dtype, device)
-            rotation = _flip_first_column(q, (torch.linalg.det(q) < 0)[..., None, None])
-            return _inverse_cayley(rotation)
+        def rotation_raw(q: Tensor) -> Tensor:
+            return _inverse_cayley(
+                _flip_first_column(q, (torch.linalg.det(q) < 0)[..., None, None])
+            )
 
-        return draw_in_range(draw, tuple(shape[:-2]))
+        return _haar_raw(rotation_raw, shape, generator, dtype, device)
 
 
 def _cayley(raw: Tensor) -> Tensor:
