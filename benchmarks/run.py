@@ -76,6 +76,7 @@ def report(
     faster) as the median of the per-round ratios, with their interquartile range: variants of
     one round ran within milliseconds of each other, so the machine's drift cancels."""
     for name, times in samples.items():
+        median = statistics.median(times)
         ratios = [t / b for t, b in zip(times, samples[base], strict=True)]
         ratio = statistics.median(ratios)
         low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratio,) * 3
@@ -84,14 +85,14 @@ def report(
                 "section": section,
                 "case": case,
                 "variant": name,
-                "median_s": statistics.median(times),
+                "median_s": median,
                 "ratio_to_" + base.replace(" ", "_"): ratio,
                 "ratio_interquartile": [low, high],
                 "notes": notes,
             }
         )
         print(
-            f"| {section} | {case} | {name} | {statistics.median(times) * 1e3:9.3f} ms | "
+            f"| {section} | {case} | {name} | {median * 1e3:9.3f} ms | "
             f"{ratio:6.2f}x {base} ({low:.2f}-{high:.2f}) | {notes} |"
         )
 
