@@ -247,6 +247,7 @@ class Frozen(AbstractStructure):
     """
 
     core_ndim = 0
+    inverse_outside = "project"
 
     def _apply(self, raw: Tensor) -> Tensor:
         return raw.detach()

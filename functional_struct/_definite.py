@@ -229,6 +229,7 @@ class PositiveSemidefinite(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     square = True
+    inverse_outside = "project"
 
     def __post_init__(self) -> None:
         r = self.rank
@@ -305,6 +306,7 @@ class CholeskyFactor(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     square = True
+    inverse_outside = "project"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.floor, (int, float)) and 0 < self.floor < math.inf) or isinstance(

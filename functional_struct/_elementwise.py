@@ -28,6 +28,7 @@ def _check_finite(structure: object, name: str, value: object) -> None:
 
 class _AbstractElementwise(AbstractStructure):
     core_ndim = 0
+    inverse_outside = "project"
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)

@@ -134,6 +134,7 @@ class AbstractLinear(AbstractStructure):
     """
 
     packed: bool
+    inverse_outside = "project"
 
     def _size(self, n: int) -> int:
         raise NotImplementedError

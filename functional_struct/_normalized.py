@@ -97,6 +97,7 @@ class UnitNorm(_AbstractAlongDim):
     """
 
     dim: int = -1
+    inverse_outside = "project"
 
     def __post_init__(self) -> None:
         _check_dim(self, self.dim)

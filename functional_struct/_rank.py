@@ -99,6 +99,7 @@ class LowRank(AbstractStructure):
     rank: int
 
     dtypes = LINALG_DTYPES
+    inverse_outside = "project"
     raw_names = ("left", "right")
 
     def __post_init__(self) -> None:
@@ -170,6 +171,7 @@ class FixedRank(AbstractStructure):
     relative_floor: float = 1e-3
 
     dtypes = LINALG_DTYPES
+    inverse_outside = "project"
     raw_names = ("left", "singular", "right")
 
     def __post_init__(self) -> None:
@@ -299,6 +301,7 @@ class Invertible(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     square = True
+    inverse_outside = "project"
     raw_names = ("orthogonal", "stretch")
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "default_tolerances",
     "eye_like",
     "finite_or_zero",
+    "nan_where_not",
     "largest_entry_signs",
 ]
 
@@ -87,6 +88,12 @@ class AbstractStructure(abc.ABC):
     square: ClassVar[bool] = False
     """Whether the two trailing dims must be equal."""
 
+    inverse_outside: ClassVar[str] = "nan"
+    """What ``inverse`` gives for a value outside the set. ``"nan"``: a NaN raw for that batch
+    element (the base class masks every element that ``contains`` rejects). ``"project"``: the
+    raw of ``project(value)``, so that ``apply(inverse(v)) ≈ project(v)`` for every finite ``v``
+    (the structure's ``_inverse`` guarantees it). Non-finite values give NaN either way."""
+
     raw_names: ClassVar[tuple[str, ...] | None] = None
     """For factored structures, whose raw is a tuple of tensors: the names of its parts (for
     example ``("left", "right")`` for ``LowRank``). None: the raw is one tensor."""
@@ -108,17 +115,24 @@ class AbstractStructure(abc.ABC):
     def inverse(self, value: Tensor) -> Tensor:
         """A right inverse of ``apply``: ``apply(inverse(value)) ≈ value`` for members.
 
-        Membership is not checked (that would need a host sync); see each structure for what a
-        non-member gives.
+        For any other value the answer follows ``inverse_outside``: a NaN raw for that batch
+        element (``"nan"``), or the raw of ``project(value)`` (``"project"``); a value with NaN
+        or Inf entries always gives NaN. It never raises on values, and never needs a host sync.
 
         Args:
-          value: a member of the set; leading dims are batch dims.
+          value: a tensor of the structured shape; leading dims are batch dims.
 
         Returns:
           A raw tensor (a tuple of them for factored structures).
         """
         self._check_value(value, "inverse", "value")
-        return self._inverse(value)
+        finite = self._all_core(torch.isfinite(value))
+        raw = self._inverse(finite_or_zero(value))
+        if self.inverse_outside == "project":
+            return nan_where_not(finite, raw)
+        atol, rtol = default_tolerances(value.dtype)
+        keep = self._contains(finite_or_zero(value), atol, rtol) & finite
+        return nan_where_not(keep, raw)
 
     def contains(
         self, value: Tensor, atol: float | None = None, rtol: float | None = None
@@ -135,7 +149,10 @@ class AbstractStructure(abc.ABC):
         """
         self._check_value(value, "contains", "value")
         atol, rtol = default_tolerances(value.dtype, atol, rtol)
-        return self._contains(value, atol, rtol) & self._all_core(torch.isfinite(value))
+        self._check_tolerance(atol, "atol")
+        self._check_tolerance(rtol, "rtol")
+        finite = self._all_core(torch.isfinite(value))
+        return self._contains(finite_or_zero(value), atol, rtol) & finite
 
     def project(self, value: Tensor) -> Tensor:
         """The nearest member of the set in the Frobenius norm; members are fixed points.
@@ -144,10 +161,11 @@ class AbstractStructure(abc.ABC):
           value: any tensor of the structured shape; leading dims are batch dims.
 
         Returns:
-          A member of the set.
+          A member of the set; NaN for a batch element with NaN or Inf entries.
         """
         self._check_value(value, "project", "value")
-        return self._project(value)
+        finite = self._all_core(torch.isfinite(value))
+        return nan_where_not(finite, self._project(finite_or_zero(value)))
 
     def raw_from(self, value: Tensor) -> Tensor:
         """The raw tensor whose image is the member nearest to ``value``: start from a weight.
@@ -249,6 +267,15 @@ class AbstractStructure(abc.ABC):
         )
 
     # ------------------------------------------------------------------------------- checks
+    def _check_tolerance(self, tol: Any, name: str) -> None:
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)):
+            raise self._fail(
+                "contains", f"{name} must be a float >= 0, got {type(tol).__name__} {tol!r}.",
+                TypeError,
+            )
+        if not tol >= 0:
+            raise self._fail("contains", f"{name} must be a float >= 0, got {tol!r}.")
+
     def _fail(self, method: str, what: str, cls: type[Exception] = ValueError) -> Exception:
         return cls(f"{self!r}.{method}: {what}")
 
@@ -338,6 +365,17 @@ def largest_entry_signs(vectors: Tensor) -> Tensor:
     """
     top = vectors.gather(-2, vectors.abs().argmax(-2, keepdim=True))
     return torch.where(top < 0, -1.0, 1.0).to(vectors.dtype)
+
+
+def nan_where_not(keep: Tensor, raw: Any) -> Any:
+    """``raw`` (a tensor or a tuple tree of them) with NaN in every batch element not ``keep``.
+
+    ``keep`` has the batch shape; each leaf of ``raw`` has those leading dims and more.
+    """
+    if isinstance(raw, tuple):
+        return tuple(nan_where_not(keep, part) for part in raw)
+    mask = keep.reshape(keep.shape + (1,) * (raw.dim() - keep.dim()))
+    return torch.where(mask, raw, torch.nan)
 
 
 def add_to_diagonal(a: Tensor, shift: Tensor) -> Tensor:
