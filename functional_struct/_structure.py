@@ -270,7 +270,8 @@ class AbstractStructure(abc.ABC):
     def _check_tolerance(self, tol: Any, name: str) -> None:
         if isinstance(tol, bool) or not isinstance(tol, (int, float)):
             raise self._fail(
-                "contains", f"{name} must be a float >= 0, got {type(tol).__name__} {tol!r}.",
+                "contains",
+                f"{name} must be a float >= 0, got {type(tol).__name__} {tol!r}.",
                 TypeError,
             )
         if not tol >= 0:
