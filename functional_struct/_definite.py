@@ -110,13 +110,13 @@ class PositiveDefinite(AbstractStructure):
                 f"PositiveDefinite: method must be one of {', '.join(map(repr, _PD_METHODS))}, "
                 f"got {self.method!r}."
             )
-        if not (
+        if isinstance(self.floor, bool) or not (
             isinstance(self.floor, (int, float)) and self.floor > 0 and math.isfinite(self.floor)
         ):
             raise ValueError(
                 f"PositiveDefinite: floor must be a finite number > 0, got {self.floor!r}."
             )
-        if not (
+        if isinstance(self.relative_floor, bool) or not (
             isinstance(self.relative_floor, (int, float)) and 0 <= self.relative_floor < math.inf
         ):
             raise ValueError(

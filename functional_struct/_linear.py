@@ -101,8 +101,13 @@ def band_pattern(n: int, lo: float, hi: float, size: int, device: torch.device) 
 def square_side(
     length: int, size_of: Callable[[int], int], what: str
 ) -> tuple[int | None, str | None]:
-    """The side ``n`` with ``size_of(n) == length``, or an explanation of why there is none."""
-    lo, hi = 1, max(1, length) + 2
+    """The side ``n`` with ``size_of(n) == length``, or an explanation of why there is none.
+
+    ``length`` is only ever compared, never computed with: under ``torch.compile`` with dynamic
+    shapes it is a symbol, and the search then stays on plain ints (its last comparison pins the
+    symbol to one value) instead of building expressions that inductor cannot bound.
+    """
+    lo, hi = 1, 2
     while size_of(hi) < length:  # sizes grow at least linearly, so this ends quickly
         hi *= 2
     while lo < hi:
@@ -156,12 +161,23 @@ class AbstractLinear(AbstractStructure):
     def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
         if self.packed and core[-1] != core[-2]:
             return "needs a square matrix in its last two dims (packed forms are square)"
+        if self.packed and self._size(core[-1]) == 0 and self._packed_zero_is_ambiguous():
+            return (
+                "has no free entries at this size, so its packed raw would be empty and could "
+                "not say which n it stands for; use packed=False"
+            )
         return super()._check_core_shape(core)
 
     def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
         if not self.packed:
             return self._check_core_shape(core)
+        if core[0] == 0 and self._packed_zero_is_ambiguous():
+            return "is packed, and an empty raw fits several n; use packed=False"
         return square_side(core[0], self._size, self._size_formula)[1]
+
+    def _packed_zero_is_ambiguous(self) -> bool:
+        """Whether several sizes n have no free entries (sizes only grow with n)."""
+        return self._size(1) == 0 and self._size(2) == 0
 
     def _side(self, packed: Tensor) -> int:
         side, _ = square_side(packed.shape[-1], self._size, self._size_formula)

@@ -207,7 +207,7 @@ class AbstractStructure(abc.ABC):
         Returns:
           A raw tensor (a tuple of them for factored structures).
         """
-        shape = torch.Size(shape)
+        shape = self._check_init_shape(shape)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         if device is None:
             device = generator.device if generator is not None else torch.device("cpu")
@@ -277,6 +277,22 @@ class AbstractStructure(abc.ABC):
         if not tol >= 0:
             raise self._fail("contains", f"{name} must be a float >= 0, got {tol!r}.")
 
+    def _check_init_shape(self, shape: Any) -> torch.Size:
+        if not isinstance(shape, Sequence) or isinstance(shape, str):
+            raise self._fail(
+                "init",
+                f"shape must be a tuple of ints such as (3, 3), got {type(shape).__name__}: "
+                f"{shape!r}.",
+                TypeError,
+            )
+        if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise self._fail(
+                "init", f"shape must be a tuple of ints, got {tuple(shape)!r}.", TypeError
+            )
+        if any(d < 0 for d in shape):
+            raise self._fail("init", f"shape must have sizes >= 0, got shape {tuple(shape)}.")
+        return torch.Size(shape)
+
     def _fail(self, method: str, what: str, cls: type[Exception] = ValueError) -> Exception:
         return cls(f"{self!r}.{method}: {what}")
 
@@ -301,6 +317,10 @@ class AbstractStructure(abc.ABC):
                 f"got shape {tuple(shape)}.",
             )
         core = tuple(shape[len(shape) - n :]) if n else ()
+        if 0 in core and not (raw and n != self.core_ndim):  # a packed raw may be empty
+            raise self._fail(
+                method, f"{name} needs core dims of size >= 1, got shape {tuple(shape)}."
+            )
         problem = self._check_raw_core_shape(core) if raw else self._check_core_shape(core)
         if problem is not None:
             raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.")
@@ -318,6 +338,12 @@ class AbstractStructure(abc.ABC):
             )
         for name, part in zip(names, raw, strict=True):
             self._check_raw_part(name, part, method)
+        for attribute, cls in (("dtype", TypeError), ("device", ValueError)):
+            if len({getattr(part, attribute) for part in raw}) > 1:
+                got = ", ".join(
+                    f"{n} {getattr(p, attribute)}" for n, p in zip(names, raw, strict=True)
+                )
+                raise self._fail(method, f"raw parts must share one {attribute}, got {got}.", cls)
         problem = self._check_raw_shapes(raw)
         if problem is not None:
             shapes = ", ".join(

@@ -11,6 +11,7 @@ and a rule that matches nothing is an error (it catches typos).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 from collections.abc import Callable, Sequence
@@ -89,6 +90,8 @@ def _children(node: Any) -> list[tuple[object, Any]] | None:
 
 
 def _rebuild(node: Any, children: list[Any]) -> Any:
+    if isinstance(node, collections.defaultdict):
+        return type(node)(node.default_factory, zip(node.keys(), children, strict=True))
     if isinstance(node, dict):
         return type(node)(zip(node.keys(), children, strict=True))
     if isinstance(node, tuple) and hasattr(node, "_fields"):  # namedtuple
@@ -106,6 +109,24 @@ def _broadcast_copy(x: Any, batch: tuple[int, ...]) -> Any:
     if not isinstance(x, Tensor):
         return x
     return x.detach().expand(*batch, *x.shape).clone()
+
+
+def _batch_shape(batch_shape: Any, method: str) -> tuple[int, ...]:
+    """``batch_shape`` as a tuple of ints >= 0, or a TypeError/ValueError that says why not."""
+    if not isinstance(batch_shape, Sequence) or isinstance(batch_shape, str):
+        raise TypeError(
+            f"fs.structure.{method}: batch_shape must be a tuple of ints, such as (8,), "
+            f"got {type(batch_shape).__name__}: {batch_shape!r}."
+        )
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in batch_shape):
+        raise TypeError(
+            f"fs.structure.{method}: batch_shape must be a tuple of ints, got {batch_shape!r}."
+        )
+    if any(d < 0 for d in batch_shape):
+        raise ValueError(
+            f"fs.structure.{method}: batch_shape must have sizes >= 0, got {tuple(batch_shape)}."
+        )
+    return tuple(batch_shape)
 
 
 def _layout(tree: Any) -> Any:
@@ -173,10 +194,17 @@ class StructureTree:
     # -------------------------------------------------------------------------------- matching
     def _rule_at(self, path: str, depth: int) -> int | None:
         """Index of the rule matching the node at ``path``, exact keys first; None if none."""
-        exact = glob = None
+        exact = glob = prefix = None
         for i, (key, leaf) in enumerate(self.rules):
             if key == path:
                 exact = i
+            elif (
+                key
+                and not _is_glob(key)
+                and path.startswith(key + ".")
+                and (prefix is None or len(key) > len(self.rules[prefix][0]))
+            ):
+                prefix = i  # a module's key governs its dotted entries in a flat tree
             elif _is_glob(key) and depth > 0 and _glob_match(key, path):
                 if glob is not None and self.rules[glob][1] != leaf:
                     raise ValueError(
@@ -185,7 +213,9 @@ class StructureTree:
                         f"({leaf!r}); add an exact key for it."
                     )
                 glob = i if glob is None else glob
-        return exact if exact is not None else glob
+        if exact is not None:
+            return exact
+        return glob if glob is not None else prefix
 
     def _map(
         self,
@@ -383,7 +413,7 @@ class StructureTree:
           >>> {k: tuple(v.shape) for k, v in raw.items()}
           {'weight': (5, 3, 3), 'bias': (5, 3)}
         """
-        batch = tuple(batch_shape)
+        batch = _batch_shape(batch_shape, "init")
 
         def draw(s: AbstractStructure, x: Tensor) -> Tensor:
             return s._init_like(x, batch, generator)
@@ -411,7 +441,7 @@ class StructureTree:
           >>> raw["weight"].shape, bool((raw["weight"].tril(-1) == 0).all())
           (torch.Size([4, 2, 2]), True)
         """
-        batch = tuple(batch_shape)
+        batch = _batch_shape(batch_shape, "raw_from")
         return self._map(
             value,
             lambda s, x: _broadcast_copy(s.raw_from(x), batch),

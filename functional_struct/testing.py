@@ -40,6 +40,7 @@ __all__ = [
     "check_inverse",
     "check_laws",
     "check_membership",
+    "check_outside",
     "check_projection",
     "check_purity",
     "members",
@@ -52,6 +53,7 @@ LAWS = (
     "membership",
     "inverse",
     "projection",
+    "outside",
     "batching",
     "derivatives",
     "compile",
@@ -233,6 +235,95 @@ def check_projection(
     )
 
 
+def _batch_elements(structure: AbstractStructure, value: Tensor) -> Tensor:
+    """``value`` with its batch dims flattened into one leading dim (entries, if elementwise)."""
+    core = value.shape[value.dim() - structure.core_ndim :] if structure.core_ndim else ()
+    return value.reshape(-1, *core)
+
+
+def _hostile(structure: AbstractStructure, value: Tensor) -> Tensor:
+    """A batch of values no structure is promised to like.
+
+    ``value`` flattened to one batch dim, then zeros, a constant, entries of 1e30 (1e300 in
+    float64), and elements with one NaN, one +Inf and one -Inf entry.
+    """
+    flat = _batch_elements(structure, value)
+    huge = 1e300 if value.dtype == torch.float64 else 1e30
+    first = flat[:1]
+    extra = [torch.zeros_like(first), torch.full_like(first, 2.0), huge * first.sign()]
+    for bad in (math.nan, math.inf, -math.inf):
+        corrupt = first.clone().reshape(1, -1)
+        corrupt[:, 0] = bad
+        extra.append(corrupt.reshape(first.shape))
+    return torch.cat([flat, *extra])
+
+
+def check_outside(structure: AbstractStructure, value: Tensor, *, tol: float | None = None) -> None:
+    """Law 2c: values outside the set never raise, and ``inverse`` follows one rule.
+
+    On ``value`` and on hostile elements added to it (zeros, constants, entries of 1e30 or
+    1e300, one NaN, one Inf): ``contains``, ``project``, ``inverse`` and ``raw_from`` return
+    without raising; an element with a NaN or Inf entry gives ``False``, a NaN projection and a
+    NaN raw. For every finite element, ``apply(inverse(v))`` is ``project(v)`` when the
+    structure's ``inverse_outside`` is ``"project"``; otherwise it is ``v`` where ``contains(v)``
+    and all-NaN where not. ``apply`` of a raw with a NaN element does not raise and leaves the
+    other elements as they were.
+
+    Args:
+      structure: the structure under test.
+      value: any tensors of the structured shape, with at least one batch dim.
+      tol: allowed relative error of the round trips; defaults by dtype.
+    """
+    tol = default_tolerances(value.dtype)[1] if tol is None else tol
+    x = _hostile(structure, value)
+    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(-1)
+    inside = structure.contains(x)
+    projected = structure.project(x)
+    raw = structure.inverse(x)
+    structure.raw_from(x)
+    if inside[~finite].any():
+        raise _fail("outside", structure, "contains is True for a value with NaN or Inf", x)
+    if not torch.isnan(projected[~finite]).all():
+        raise _fail("outside", structure, "project of a value with NaN or Inf is not NaN", x)
+    image = structure.apply(raw)
+    raw_elements = [_leaves(_map(lambda r, i=i: r[i], raw)) for i in range(x.shape[0])]
+    for i in range(x.shape[0]):
+        element, got = x[i], image[i]
+        all_nan = all(bool(torch.isnan(leaf).all()) for leaf in raw_elements[i])
+        if not finite[i]:
+            if not all_nan:
+                raise _fail("outside", structure, f"inverse of non-finite element {i}: not NaN", x)
+            continue
+        if element.abs().max() > 1e20:  # beyond the maps' promised ranges: no raise is enough
+            continue
+        if structure.inverse_outside == "project":
+            want = projected[i]
+            what = f"apply(inverse(v)) vs project(v) for element {i} (inverse_outside='project')"
+        elif inside[i]:
+            want, what = element, f"apply(inverse(v)) vs v for the member element {i}"
+        else:
+            if not all_nan:
+                raise _fail(
+                    "outside",
+                    structure,
+                    f"inverse of the non-member element {i} is not NaN "
+                    f"(inverse_outside='nan'): apply(inverse(v)) is at relative distance "
+                    f"{_error(got, projected[i]):.3g} from project(v)",
+                    element,
+                )
+            continue
+        _agree("outside", structure, what, got, want, element, tol)
+    # One NaN element of a batched raw leaves the others untouched.
+    template = structure.inverse(projected[:2].clone())
+    clean = structure.apply(template)
+    poisoned = _map(lambda r: torch.cat([torch.full_like(r[:1], math.nan), r[1:]]), template)
+    dirty = structure.apply(poisoned)
+    if not torch.equal(torch.isnan(dirty[1:]), torch.isnan(clean[1:])) or _error(
+        torch.nan_to_num(dirty[1:]), torch.nan_to_num(clean[1:])
+    ) > _AGREE.get(value.dtype, 1e-2):
+        raise _fail("outside", structure, "a NaN raw element changed another element", poisoned)
+
+
 def check_batching(structure: AbstractStructure, raw: Any, value: Tensor) -> None:
     """Law 3: batched calls, ``vmap`` and a Python loop (``unbind``) agree, for every method.
 
@@ -267,6 +358,24 @@ def check_batching(structure: AbstractStructure, raw: Any, value: Tensor) -> Non
             continue
         _agree("batching", structure, f"vmap({name}) vs {name}", vmapped, direct, x, tol)
         _agree("batching", structure, f"loop of {name} vs {name}", looped, direct, x, tol)
+
+    # An empty batch: every method answers with an empty batch of the right shape.
+    def emptied(tree: Any) -> list[tuple[int, ...]]:
+        return [(0, *leaf.shape[depth:]) for leaf in _leaves(tree)]
+
+    empty_raw = _map(lambda r: r.new_zeros((0, *r.shape[depth:])), raw)
+    empty_value = value.new_zeros((0, *value.shape[depth:]))
+    for name, fn, x, want in (
+        ("apply", structure.apply, empty_raw, emptied(member)),
+        ("inverse", structure.inverse, empty_value, emptied(structure.inverse(member))),
+        ("project", structure.project, empty_value, emptied(value)),
+        ("contains", structure.contains, empty_value, [(0,)]),
+    ):
+        shapes = [tuple(leaf.shape) for leaf in _leaves(fn(x))]
+        if shapes != want:
+            raise _fail(
+                "batching", structure, f"{name} of an empty batch gave {shapes}, not {want}", x
+            )
 
 
 def _flat_view(structure: AbstractStructure, raw: Any) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
@@ -390,7 +499,9 @@ def check_derivatives(structure: AbstractStructure, raw: Any, *, tol: float = _F
     )
 
 
-def check_compile(structure: AbstractStructure, raw: Any, *, jacobian: bool = True) -> None:
+def check_compile(
+    structure: AbstractStructure, raw: Any, *, jacobian: bool = True, other: Any = None
+) -> None:
     """Law 5: compiled ``apply``, ``vmap(grad(loss))`` and ``jacfwd(apply)`` match eager.
 
     Each is compiled with ``torch.compile(fullgraph=True)`` (inductor), so a graph break fails
@@ -404,6 +515,10 @@ def check_compile(structure: AbstractStructure, raw: Any, *, jacobian: bool = Tr
       raw: a raw input with one batch dim.
       jacobian: also compile the forward-mode Jacobian (inductor has been wrong there for
         ``index_put``).
+      other: a raw input of another shape (another size, or another batch size). When given,
+        ``apply`` is also compiled with ``dynamic=True`` and run on both shapes, and with the
+        default ``dynamic=None`` run on ``raw`` and then on ``other`` (which recompiles with
+        dynamic shapes): both must match eager.
     """
     tol = 10 * _AGREE.get(_dtype(raw), 1e-2)
 
@@ -429,6 +544,32 @@ def check_compile(structure: AbstractStructure, raw: Any, *, jacobian: bool = Tr
                 x,
             ) from error
         _agree("compile", structure, f"compiled {name} vs eager", compiled, fn(x), x, tol)
+    if other is None:
+        return
+    for dynamic in (True, None):
+        torch._dynamo.reset()
+        compiled_fn = torch.compile(structure.apply, fullgraph=True, dynamic=dynamic)
+        for x in (raw, other, raw):
+            try:
+                compiled = compiled_fn(x)
+            except Exception as error:
+                first = str(error).strip().splitlines()[0][:300]
+                raise _fail(
+                    "compile",
+                    structure,
+                    f"torch.compile(apply, fullgraph=True, dynamic={dynamic}) failed on a "
+                    f"second shape: {type(error).__name__}: {first}",
+                    x,
+                ) from error
+            _agree(
+                "compile",
+                structure,
+                f"compiled apply (dynamic={dynamic}) vs eager",
+                compiled,
+                structure.apply(x),
+                x,
+                tol,
+            )
 
 
 def check_purity(structure: AbstractStructure, raw: Any, value: Tensor) -> None:
@@ -469,6 +610,14 @@ def check_purity(structure: AbstractStructure, raw: Any, value: Tensor) -> None:
     for leaf in _leaves(draws[0]):
         if leaf.dtype != dtype:
             raise _fail("purity", structure, f"init(dtype={dtype}) returned {leaf.dtype}", value)
+    meta = structure.init(shape, dtype=dtype, device="meta")
+    want_shapes = [leaf.shape for leaf in _leaves(draws[0])]
+    if [leaf.shape for leaf in _leaves(meta)] != want_shapes or any(
+        leaf.device.type != "meta" for leaf in _leaves(meta)
+    ):
+        raise _fail("purity", structure, "init(device='meta') gave other shapes or devices", value)
+    if structure.apply(meta).shape != structure.apply(draws[0]).shape:
+        raise _fail("purity", structure, "apply on the meta device gave another shape", value)
 
 
 def _expect_error(
@@ -645,37 +794,78 @@ def check_laws(
         raise ValueError(f"check_laws: unknown laws {sorted(unknown)}; known: {LAWS}.")
     gen = torch.Generator().manual_seed(seed)
     shape = tuple(shape)
+    magnitudes = sorted({m for m in (1e-3, 1.0, max_magnitude) if m <= max_magnitude})
     for dtype in dtypes:
         for batch in batch_shapes:
             full = (*batch, *shape)
-            moderate = _draw_raw(structure, full, dtype, gen, "normal", 1.0)
+            moderate = _draw_raw(structure, full, dtype, gen, "normal", min(1.0, max_magnitude))
             member = structure.apply(structure.init(full, generator=gen, dtype=dtype))
             arbitrary = 3 * torch.randn(full, generator=gen, dtype=dtype)
+            # Purity first: a method that modifies its input would confuse every later law.
+            if "purity" in laws:
+                _run("purity", structure, check_purity, moderate, arbitrary)
             if "membership" in laws:
                 for kind in RAW_KINDS:
-                    for magnitude in (1e-3, 1.0, max_magnitude):
-                        check_membership(
-                            structure, _draw_raw(structure, full, dtype, gen, kind, magnitude)
-                        )
+                    for magnitude in magnitudes:
+                        raw = _draw_raw(structure, full, dtype, gen, kind, magnitude)
+                        _run("membership", structure, check_membership, raw)
             if "inverse" in laws:
-                check_inverse(structure, member, tol=tolerance)
-                check_inverse(structure, structure.apply(moderate), tol=tolerance)
+                _run("inverse", structure, check_inverse, member, tol=tolerance)
+                _run("inverse", structure, check_inverse, structure.apply(moderate), tol=tolerance)
             if "projection" in laws:
-                check_projection(structure, arbitrary, member, tol=tolerance)
+                _run("projection", structure, check_projection, arbitrary, member, tol=tolerance)
+            if "outside" in laws:
+                _run(
+                    "outside",
+                    structure,
+                    check_outside,
+                    torch.cat(
+                        [_batch_elements(structure, arbitrary), _batch_elements(structure, member)]
+                    ),
+                    tol=tolerance,
+                )
             if "batching" in laws and batch:
-                check_batching(structure, moderate, arbitrary)
-            if "purity" in laws:
-                check_purity(structure, moderate, arbitrary)
+                _run("batching", structure, check_batching, moderate, arbitrary)
     if "derivatives" in laws:
-        check_derivatives(
-            structure, _draw_raw(structure, (2, *shape), torch.float64, gen, "normal", 1.0)
-        )
+        raw = _draw_raw(structure, (2, *shape), torch.float64, gen, "normal", 1.0)
+        _run("derivatives", structure, check_derivatives, raw)
     if "compile" in laws:
-        check_compile(
-            structure, _draw_raw(structure, (2, *shape), torch.float32, gen, "normal", 1.0)
-        )
+        raw = _draw_raw(structure, (2, *shape), torch.float32, gen, "normal", 1.0)
+        other_shape = _other_shape(structure, shape)
+        other = _draw_raw(structure, other_shape, torch.float32, gen, "normal", 1.0)
+        _run("compile", structure, check_compile, raw, other=other)
     if "bad_input" in laws:
-        check_bad_input(structure, shape)
+        _run("bad_input", structure, check_bad_input, shape)
+
+
+def _other_shape(structure: AbstractStructure, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A batch-3 shape for the dynamic-shape compile.
+
+    One size larger in each core dim if the structure accepts that (a mask of one fixed shape
+    does not), else ``shape`` itself.
+    """
+    n = structure.core_ndim
+    grown = (*shape[: len(shape) - n], *(d + 1 for d in shape[len(shape) - n :])) if n else shape
+    try:
+        structure.init((3, *grown))
+    except ValueError:
+        grown = shape
+    return (3, *grown)
+
+
+def _run(
+    law: str, structure: AbstractStructure, check: Callable[..., None], *args: Any, **kw: Any
+) -> None:
+    """Run one law's check; an exception the structure raised is that law's failure."""
+    try:
+        check(structure, *args, **kw)
+    except LawError:
+        raise
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        raise _fail(
+            law, structure, f"raised {type(error).__name__}: {first}", args[0] if args else None
+        ) from error
 
 
 # -------------------------------------------------------------------------------- strategies
