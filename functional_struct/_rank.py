@@ -171,7 +171,6 @@ class FixedRank(AbstractStructure):
     relative_floor: float = 1e-3
 
     dtypes = LINALG_DTYPES
-    inverse_outside = "project"
     raw_names = ("left", "singular", "right")
 
     def __post_init__(self) -> None:
@@ -301,7 +300,6 @@ class Invertible(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     square = True
-    inverse_outside = "project"
     raw_names = ("orthogonal", "stretch")
 
     def __post_init__(self) -> None:

@@ -192,8 +192,13 @@ class StructureTree:
     rules: tuple[Rule, ...]
 
     # -------------------------------------------------------------------------------- matching
-    def _rule_at(self, path: str, depth: int) -> int | None:
-        """Index of the rule matching the node at ``path``, exact keys first; None if none."""
+    def _rule_at(self, path: str, depth: int) -> tuple[int | None, int | None]:
+        """The rule governing the node at ``path``, and the module-key rule that prefixes it.
+
+        The governing rule is the exact key, else a pattern, else the longest module key that
+        is a dotted prefix of ``path``; None where there is none. In a nested tree the module's own node matches its key; in a flat one no node does, so
+        the prefix rule counts as used even where a deeper key overrides it.
+        """
         exact = glob = prefix = None
         for i, (key, leaf) in enumerate(self.rules):
             if key == path:
@@ -214,8 +219,8 @@ class StructureTree:
                     )
                 glob = i if glob is None else glob
         if exact is not None:
-            return exact
-        return glob if glob is not None else prefix
+            return exact, prefix
+        return (glob if glob is not None else prefix), prefix
 
     def _map(
         self,
@@ -278,7 +283,9 @@ class StructureTree:
         def walk(
             node: Any, keys: tuple[Any, ...], path: str, governing: AbstractStructure | None
         ) -> Any:
-            rule = self._rule_at(path, len(keys))
+            rule, prefix = self._rule_at(path, len(keys))
+            if prefix is not None:
+                used[prefix] = True
             if rule is not None:
                 used[rule] = True
                 governing = self.rules[rule][1]

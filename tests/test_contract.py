@@ -1,4 +1,4 @@
-"""The shared contract: every catalog structure against every law of design.md.
+"""The shared contract: every catalog structure against every law of ``fs.testing``.
 
 Each law is one test, parametrized over the whole catalog, float32 and float64, and batch
 shapes (), (3,), (2, 3); hypothesis draws the raw inputs (zeros, constants, rank-one and
@@ -101,7 +101,26 @@ def test_batching(entry, dtype, batch, data):
         ),
         label="value",
     )
-    testing.check_batching(entry.structure, raw, value + 0.1 * torch.randn_like(value))
+    noise = torch.randn(value.shape, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    testing.check_batching(entry.structure, raw, value + 0.1 * noise)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_outside(entry, dtype, data):
+    """Hostile values (non-members, zeros, 1e30, NaN, Inf) never raise; inverse gives the raw
+    of the projection or NaN, as the structure's inverse_outside says."""
+    core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
+    value = data.draw(testing.tensors((3, *core), dtype=dtype), label="value")
+    member = data.draw(
+        testing.members(
+            entry.structure, (2, *core), dtype=dtype, max_magnitude=min(3.0, entry.max_magnitude)
+        ),
+        label="member",
+    )
+    both = torch.cat([testing._batch_elements(entry.structure, v) for v in (value, member)])
+    testing.check_outside(entry.structure, both, tol=entry.tolerance)
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
@@ -148,8 +167,10 @@ def test_gradients_finite_everywhere(entry, data):
 @pytest.mark.parametrize("entry", _compile_params())
 def test_compile(entry):
     core = entry.core_shapes[-1]
-    raw = entry.structure.init((2, *core), generator=torch.Generator().manual_seed(0))
-    testing.check_compile(entry.structure, raw)
+    gen = torch.Generator().manual_seed(0)
+    raw = entry.structure.init((2, *core), generator=gen)
+    other = entry.structure.init(testing._other_shape(entry.structure, core), generator=gen)
+    testing.check_compile(entry.structure, raw, other=other)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

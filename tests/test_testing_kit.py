@@ -115,6 +115,42 @@ class ChangesDtype(fs.UpperTriangular):
         return torch.triu(value).double()
 
 
+@dataclasses.dataclass(frozen=True)
+class ClaimsProjection(fs.Orthogonal):
+    """Says its inverse gives the projection's raw, but the Cayley inverse of a non-member is
+    the raw of some other orthogonal matrix."""
+
+    inverse_outside = "project"
+
+
+@dataclasses.dataclass(frozen=True)
+class SingularContains(fs.UpperTriangular):
+    """Inverts the value inside contains: raises on a singular value, such as zeros."""
+
+    def _contains(self, value, atol, rtol):
+        torch.linalg.inv(value)
+        return super()._contains(value, atol, rtol)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmptyBatchCrash(fs.UpperTriangular):
+    """Reshapes with -1 next to the batch size, which fails on an empty batch."""
+
+    def _contains(self, value, atol, rtol):
+        return super()._contains(value.reshape(value.shape[0], -1).reshape(value.shape), atol, rtol)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSyncInit(fs.UpperTriangular):
+    """Redraws in a Python loop on a tensor's value: a host sync, impossible on 'meta'."""
+
+    def _init(self, shape, generator, dtype, device):
+        raw = super()._init(shape, generator, dtype, device)
+        while bool((raw.abs() > 100).any()):
+            raw = super()._init(shape, generator, dtype, device)
+        return raw
+
+
 CASES = [
     pytest.param(NearlyOrthogonal(), "membership", (3, 3), id="membership"),
     pytest.param(TransposingInverse(), "inverse", (3, 3), id="inverse"),
@@ -126,6 +162,10 @@ CASES = [
     pytest.param(InPlace(), "purity", (3, 3), id="purity-in-place"),
     pytest.param(ChangesDtype(), "purity", (3, 3), id="purity-dtype"),
     pytest.param(Unchecked(), "bad_input", (3, 3), id="bad_input"),
+    pytest.param(ClaimsProjection(), "outside", (3, 3), id="outside-wrong-claim"),
+    pytest.param(SingularContains(), "outside", (3, 3), id="outside-raises"),
+    pytest.param(EmptyBatchCrash(), "batching", (3, 3), id="batching-empty"),
+    pytest.param(HostSyncInit(), "purity", (3, 3), id="purity-meta"),
 ]
 
 
@@ -177,3 +217,31 @@ def test_strategies_draw_shapes_members_and_raw(entry, data):
     assert entry.structure.contains(member).all()
     raw = data.draw(testing.raw_tensors(entry.structure, shape, max_magnitude=10.0))
     assert entry.structure.apply(raw).shape == shape
+
+
+@dataclasses.dataclass(frozen=True)
+class AbsInPlace(fs.UpperTriangular):
+    def _apply(self, raw):
+        return torch.triu(raw.abs_())
+
+
+def test_an_exception_from_the_structure_is_a_law_failure():
+    """Run with every law, a structure that modifies its raw fails 'purity' with a message,
+    instead of crashing check_laws with torch's error from a later law."""
+    with pytest.raises(testing.LawError, match="law 'purity' broke for AbsInPlace"):
+        testing.check_laws(AbsInPlace(), (3, 3))
+
+
+@dataclasses.dataclass(frozen=True)
+class FailsAtOne(fs.UpperTriangular):
+    """NaN wherever a raw entry is exactly +-1: only magnitude-1 constants hit it."""
+
+    def _apply(self, raw):
+        return torch.where(raw.abs() == 1.0, torch.nan, torch.triu(raw))
+
+
+def test_check_laws_keeps_to_max_magnitude():
+    """Raw is drawn from zeros up to max_magnitude, never beyond it (magnitude 1 included)."""
+    testing.check_laws(FailsAtOne(), (3, 3), laws=["membership"], max_magnitude=0.5)
+    with pytest.raises(testing.LawError, match="law 'membership' broke"):
+        testing.check_laws(FailsAtOne(), (3, 3), laws=["membership"])

@@ -46,16 +46,35 @@ def test_torch_optim_with_raw_leaves_as_parameters():
 
 
 def test_torch_optim_adamw_weight_decay_on_packed_raw_touches_only_free_entries():
-    structure = fs.structure({"w": fs.UpperTriangular(packed=True)})
-    raw = {"w": torch.randn(10, requires_grad=True)}
-    optimizer = torch.optim.AdamW(raw.values(), lr=0.1, weight_decay=0.5)
+    """Every packed raw entry is one free entry of the matrix, so weight decay, which shrinks
+    every raw entry, shrinks exactly the free entries; the full form's raw also carries the
+    dead entries below the diagonal, which decay then moves for nothing."""
+    n = 4
+    packed = fs.UpperTriangular(packed=True)
+    raw = torch.randn(n * (n + 1) // 2, generator=torch.Generator().manual_seed(0))
+    jac = torch.func.jacrev(packed.apply)(raw).reshape(n * n, -1)
+    # Each raw entry moves exactly one matrix entry, and only upper-triangular ones.
+    assert torch.equal((jac != 0).sum(0), torch.ones(raw.numel(), dtype=torch.long))
+    assert torch.equal((jac != 0).any(1).reshape(n, n), torch.ones(n, n).triu().bool())
+
+    raw = raw.clone().requires_grad_()
+    before = packed.apply(raw).detach()
+    optimizer = torch.optim.AdamW([raw], lr=0.1, weight_decay=0.5)
+    for _ in range(20):  # a loss with zero gradient: only the decay moves the raw
+        optimizer.zero_grad()
+        (0 * packed.apply(raw).sum()).backward()
+        optimizer.step()
+    torch.testing.assert_close(packed.apply(raw).detach(), before * (1 - 0.1 * 0.5) ** 20)
+
+    full = torch.randn(n, n, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    dead = full.detach().tril(-1).clone()
+    optimizer = torch.optim.AdamW([full], lr=0.1, weight_decay=0.5)
     for _ in range(20):
         optimizer.zero_grad()
-        structure.apply(raw)["w"].sum().backward()
+        (0 * fs.UpperTriangular().apply(full).sum()).backward()
         optimizer.step()
-    w = structure.apply(raw)["w"]
-    assert w.shape == (4, 4)
-    assert torch.equal(w.tril(-1), torch.zeros(4, 4))
+    torch.testing.assert_close(full.detach().tril(-1), dead * (1 - 0.1 * 0.5) ** 20)
+    assert not torch.equal(full.detach().tril(-1), dead)
 
 
 def test_hand_written_functional_updates_under_vmap_grad():

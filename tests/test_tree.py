@@ -173,3 +173,36 @@ def test_raw_trees_are_plain_and_round_trip_through_torch_save(tmp_path):
     torch.save(raw, tmp_path / "raw.pt")
     loaded = torch.load(tmp_path / "raw.pt", weights_only=True)
     assert all(torch.equal(loaded[k], raw[k]) for k in raw)
+
+
+def test_a_module_key_governs_its_entries_in_flat_and_nested_trees_alike():
+    spec = fs.structure({"0": fs.Diagonal()})
+    flat = spec.apply({"0.weight": torch.ones(2, 2), "1.bias": torch.ones(2)})
+    nested = spec.apply({"0": {"weight": torch.ones(2, 2)}, "1.bias": torch.ones(2)})
+    assert torch.equal(flat["0.weight"], torch.eye(2))
+    assert torch.equal(nested["0"]["weight"], torch.eye(2))
+    assert torch.equal(flat["1.bias"], torch.ones(2))
+    # A deeper key, or a pattern that reaches the entry, beats the module's key.
+    deeper = fs.structure({"0": fs.Diagonal(), "0.weight": fs.UpperTriangular()})
+    assert torch.equal(
+        deeper.apply({"0.weight": torch.ones(2, 2)})["0.weight"], torch.ones(2, 2).triu()
+    )
+    pattern = fs.structure({"0": fs.Diagonal(), "*.weight": fs.UpperTriangular()})
+    assert torch.equal(
+        pattern.apply({"0.weight": torch.ones(2, 2)})["0.weight"], torch.ones(2, 2).triu()
+    )
+    # "1" is not a prefix of "10.weight" at a dot boundary: no match, and the error says so.
+    with pytest.raises(ValueError, match="'1' matched no entry"):
+        fs.structure({"1": fs.Diagonal()}).apply({"10.weight": torch.ones(2, 2)})
+
+
+def test_defaultdict_trees_keep_their_type():
+    import collections
+
+    tree = collections.defaultdict(list, {"w": torch.ones(2, 2)})
+    spec = fs.structure({"w": fs.Diagonal()})
+    for _ in range(2):  # the first call walks the tree, the second replays the plan
+        out = spec.apply(tree)
+        assert isinstance(out, collections.defaultdict)
+        assert out.default_factory is list
+        assert torch.equal(out["w"], torch.eye(2))
