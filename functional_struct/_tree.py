@@ -196,8 +196,9 @@ class StructureTree:
         """The rule governing the node at ``path``, and the module-key rule that prefixes it.
 
         The governing rule is the exact key, else a pattern, else the longest module key that
-        is a dotted prefix of ``path``; None where there is none. In a nested tree the module's own node matches its key; in a flat one no node does, so
-        the prefix rule counts as used even where a deeper key overrides it.
+        is a dotted prefix of ``path``; None where there is none. In a nested tree the module's
+        own node matches its key; in a flat one no node does, so the prefix rule counts as used
+        even where a deeper key overrides it.
         """
         exact = glob = prefix = None
         for i, (key, leaf) in enumerate(self.rules):
