@@ -1,6 +1,7 @@
 """Robustness: extreme raw, NaN/Inf, half precision, determinism, threads, long training."""
 
 import concurrent.futures
+import math
 
 import optree
 import pytest
@@ -67,6 +68,54 @@ def test_nan_and_inf_in_raw_are_never_silently_accepted(entry):
             assert s.contains(value).all(), inf
         else:
             assert not s.contains(value).any(), inf
+
+
+NON_MEMBERS = [
+    # (structure, a value outside its set), each a case where inverse once gave a finite raw
+    # of some other member.
+    (fs.Orthogonal(), torch.tensor([[2.0, 1.0], [0.5, 3.0]])),
+    (fs.Orthogonal(), torch.tensor([[0.0, 1.0], [1.0, 0.0]]) * 1.5),  # 1.5 times a reflection
+    (fs.Orthogonal(method="householder"), torch.tensor([[2.0, 1.0], [0.5, 3.0], [1.0, 1.0]])),
+    (fs.SpecialOrthogonal(), torch.tensor([[0.0, 1.0], [1.0, 0.0]])),  # det -1
+    (fs.PositiveDefinite(), torch.tensor([[2.0, 5.0], [0.5, 3.0]])),  # lower triangle valid
+    (fs.Correlation(), torch.tensor([[1.0, 0.9], [0.1, 1.0]])),
+    (fs.SpecialLinear(), torch.tensor([[1.0, 0.0], [0.0, -1.0]])),  # det -1
+    (fs.Simplex(), torch.tensor([0.2, 0.3, 0.1])),  # sums to 0.6
+]
+
+
+@pytest.mark.parametrize(("structure", "value"), NON_MEMBERS, ids=lambda x: repr(x)[:40])
+def test_inverse_of_a_non_member_is_nan_not_another_members_raw(structure, value):
+    assert not structure.contains(value)
+    for leaf in optree.tree_leaves(structure.inverse(value), namespace="torch"):
+        assert torch.isnan(leaf).all()
+    batch = torch.stack([value, structure.project(value)])  # per batch element
+    raw = structure.inverse(batch)
+    image = structure.apply(raw)
+    assert torch.isnan(image[0]).all() or _all(lambda r: torch.isnan(r[0]).all(), raw)
+    torch.testing.assert_close(image[1], structure.project(value), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_values_never_raise(entry):
+    """NaN, +-Inf, zeros, 1e30 and -1e30 into contains, project, inverse and raw_from: no
+    exception; the non-finite elements give False, NaN and NaN."""
+    s = entry.structure
+    core = entry.core_shapes[-1]
+    good = s.apply(s.init((1, *core), generator=torch.Generator().manual_seed(0)))
+    fills = [math.nan, math.inf, -math.inf, 0.0, 1e30, -1e30]
+    values = torch.cat([good] + [torch.full_like(good, f) for f in fills])
+    values[1].view(-1)[0] = 1.0 if values[1].numel() > 1 else math.nan  # one NaN among numbers
+    inside = s.contains(values)
+    projected = s.project(values)
+    raw = s.inverse(values)
+    s.raw_from(values)
+    finite = torch.isfinite(values.reshape(values.shape[0], -1)).all(-1)
+    if s.core_ndim == 0:
+        finite = torch.isfinite(values)
+    assert not inside[~finite].any()
+    assert torch.isnan(projected[~finite]).all()
+    assert _all(lambda r: torch.isnan(r[~finite]).all(), raw)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
