@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _guards
 from ._expm import matrix_exp
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
 
@@ -121,7 +122,7 @@ class Orthogonal(AbstractStructure):
 
     - ``"cayley"`` (default, the fastest at n >= 64): ``A`` is the skew-symmetric matrix of the
       strict lower raw triangle (zero-padded to n x n for tall raw) and ``Q`` is the first columns
-      of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv``
+      of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv_ex``
       (``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13). Orthogonality
       degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about
       100. Rotations with an eigenvalue -1 (such as ``-I`` for even n) are out of its reach:
@@ -198,7 +199,7 @@ class Orthogonal(AbstractStructure):
         return close(value.mT @ value, eye_like(value), atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, _, vh = torch.linalg.svd(value, full_matrices=False)
+        u, _, vh = _guards.svd(value)
         return u @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
@@ -238,7 +239,7 @@ class SpecialOrthogonal(AbstractStructure):
         return orthogonal & (torch.linalg.det(value) > 0)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, _, vh = torch.linalg.svd(value, full_matrices=False)
+        u, _, vh = _guards.svd(value)
         return flip_smallest_where_reflection(u, vh) @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
@@ -254,7 +255,7 @@ def _cayley(raw: Tensor) -> Tensor:
     """The first columns of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, ``A`` skew from the raw.
 
     ``A`` is built from the strict lower triangle of the n x k raw, zero-padded to n x n.
-    Written with ``inv``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
+    Written with ``inv_ex``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
     """
     n, k = raw.shape[-2:]
     lower = torch.tril(raw, -1)
@@ -330,16 +331,16 @@ def _log_rotation(q: Tensor, roots: int = 4, terms: int = 10) -> Tensor:
     rotations with an eigenvalue -1 (no principal logarithm; the first square root fails).
     """
     x = q.to(torch.float64)
-    u, _, vh = torch.linalg.svd(x)
+    u, _, vh = _guards.svd(x)
     x = u @ vh  # exactly orthogonal in float64
     eye = eye_like(x)
     target = x
     for i in range(roots):
-        u, _, vh = torch.linalg.svd(eye + x)
+        u, _, vh = _guards.svd(eye + x)
         x = u @ vh
         if i == 0:  # where I + Q is singular the polar factor is not a square root
             ok = ((x @ x - target).abs().amax((-2, -1)) < 1e-6)[..., None, None]
-    a = torch.linalg.solve(x + eye, x - eye, left=False)
+    a = torch.linalg.solve_ex(x + eye, x - eye, left=False)[0]
     a2 = a @ a
     term, total = a, a
     for j in range(1, terms):
