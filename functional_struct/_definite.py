@@ -75,7 +75,8 @@ class PositiveDefinite(AbstractStructure):
     ``S`` near 26, the others 0) and random raw of scale 5 (overflow). There, use float64, the
     Cholesky method or a larger ``relative_floor``. Either way, in exact arithmetic, every
     eigenvalue of ``A`` is at least ``floor`` and at least ``relative_floor`` times the mean
-    eigenvalue of the base (``L Lᵀ`` or ``exp(S)``): the set is the symmetric matrices whose smallest eigenvalue is at least
+    eigenvalue of the base (``L Lᵀ`` or ``exp(S)``): the set is the symmetric matrices whose
+    smallest eigenvalue is at least
     ``floor + relative_floor * (mean(eig(A)) - floor) / (1 + relative_floor)``, and
     ``inverse`` recovers the raw exactly (a Cholesky factorization of ``A - t I``, or its
     logarithm by ``eigh``). Both methods share ``contains``, ``project`` and the distribution

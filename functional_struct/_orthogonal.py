@@ -180,6 +180,8 @@ class Orthogonal(AbstractStructure):
         elif self.method == "expm":
             lower = torch.tril(raw, -1)
             q = matrix_exp(lower - lower.mT)
+            # Far beyond valid_norm the squarings overflow: NaN, not a wrong infinite entry.
+            q = torch.where(torch.isinf(q), torch.nan, q)
         else:
             q = _householder(raw)
         if raw.shape[-1] != raw.shape[-2]:
