@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _guards
 from ._elementwise import inverse_softplus
 from ._expm import matrix_exp
 from ._structure import (
@@ -17,7 +18,6 @@ from ._structure import (
     add_to_diagonal,
     close,
     eye_like,
-    finite_or_zero,
     largest_entry_signs,
 )
 
@@ -64,12 +64,19 @@ class PositiveDefinite(AbstractStructure):
     diagonal ``softplus(raw_ii)`` and returns ``A = L Lᵀ + t I`` with
     ``t = floor + relative_floor * ‖L‖²_F / n``. ``method="expm"``: ``S`` is the symmetric
     matrix of the raw lower triangle and ``A = exp(S) + t I`` (computed as the Gram matrix of
-    ``exp(S/2)``, so rounding cannot make it indefinite) with
+    ``exp(S/2)``, so that rounding stays small next to the floor up to moderate n) with
     ``t = floor + relative_floor * trace(exp(S)) / n`` (the batched Padé exponential of this
     library; ``exp(S)`` overflows float32 once an eigenvalue of ``S`` passes about 88, so keep
-    raw entries below about 80 / n). Either way, exactly, every eigenvalue of ``A`` is at least
-    ``floor`` and at least ``relative_floor`` times the mean eigenvalue of the base (``L Lᵀ`` or
-    ``exp(S)``): the set is the symmetric matrices whose smallest eigenvalue is at least
+    raw entries below about 80 / n). In float32 that advice is not enough at large n: the
+    rounding of ``exp(S)``, relative to its largest eigenvalue, can exceed the floor ``t``,
+    which is relative to the mean. Measured (float32 Cholesky of ``apply(raw)``): at n = 64 it
+    succeeds for ``full(0.1)``, zeros and random raw of scale 1 and 5; at n = 256 it succeeds
+    for zeros and random raw of scale 5 / n but fails for ``full(0.1)`` (one eigenvalue of
+    ``S`` near 26, the others 0) and random raw of scale 5 (overflow). There, use float64, the
+    Cholesky method or a larger ``relative_floor``. Either way, in exact arithmetic, every
+    eigenvalue of ``A`` is at least ``floor`` and at least ``relative_floor`` times the mean
+    eigenvalue of the base (``L Lᵀ`` or ``exp(S)``): the set is the symmetric matrices whose
+    smallest eigenvalue is at least
     ``floor + relative_floor * (mean(eig(A)) - floor) / (1 + relative_floor)``, and
     ``inverse`` recovers the raw exactly (a Cholesky factorization of ``A - t I``, or its
     logarithm by ``eigh``). Both methods share ``contains``, ``project`` and the distribution
@@ -168,7 +175,7 @@ class PositiveDefinite(AbstractStructure):
         diagonal entry; ``exp(S)`` of a wide spectrum puts them there) are raised to that
         level, as ``_boundary_cholesky`` does; clearly negative ones (non-members) give NaN.
         """
-        eigenvalues, vectors = torch.linalg.eigh((gram + gram.mT) / 2)
+        eigenvalues, vectors = _guards.eigh(gram)
         eps = torch.finfo(value.dtype).eps
         level = eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
         level = level.unsqueeze(-1).clamp_min(torch.finfo(value.dtype).tiny)
@@ -183,7 +190,7 @@ class PositiveDefinite(AbstractStructure):
         return symmetric & (torch.linalg.cholesky_ex(half).info == 0)
 
     def _project(self, value: Tensor) -> Tensor:
-        eigenvalues, vectors = torch.linalg.eigh((value + value.mT) / 2)
+        eigenvalues, vectors = _guards.eigh(value)
         # Clip the spectrum at the floor t, which itself depends on the mean of the clipped
         # spectrum; t moves by a factor relative_floor per step, so a few steps settle it.
         clipped = eigenvalues
@@ -212,6 +219,12 @@ class PositiveSemidefinite(AbstractStructure):
     ``F = V_r √Λ_r`` from ``eigh``; ``project`` keeps the ``rank`` largest eigenvalues of the
     symmetric part, clipped at 0 (the nearest member). ``contains`` asks for symmetry,
     eigenvalues >= ``-(atol + rtol λ_max)`` and, past the rank, eigenvalues at most that size.
+
+    Zero eigenvalues are saddles of the factor map, and no choice of factor avoids them:
+    ``d(F Fᵀ) = dF Fᵀ + F dFᵀ`` vanishes on the null space of ``A = F Fᵀ`` whatever ``F`` is,
+    so the rank cannot grow to first order, and at ``A = 0`` (where ``F = 0`` is the only
+    factor) the gradient is zero in every direction. ``inverse(0)`` is therefore 0 and training
+    from it never moves; start from ``init`` or from a full-rank member instead.
 
     Args:
       rank: the largest rank, or None for no bound.
@@ -255,7 +268,7 @@ class PositiveSemidefinite(AbstractStructure):
 
     def _top(self, value: Tensor) -> tuple[Tensor, Tensor]:
         """The ``rank`` largest eigenvalues (clipped at 0) and their vectors."""
-        eigenvalues, vectors = torch.linalg.eigh((value + value.mT) / 2)
+        eigenvalues, vectors = _guards.eigh(value)
         r = value.shape[-1] if self.rank is None else self.rank
         return eigenvalues[..., -r:].clamp_min(0), vectors[..., -r:]
 
@@ -266,7 +279,7 @@ class PositiveSemidefinite(AbstractStructure):
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)
-        eigenvalues = torch.linalg.eigvalsh(finite_or_zero(value + value.mT) / 2)
+        eigenvalues = _guards.eigvalsh(value)
         bound = atol + rtol * eigenvalues[..., -1:].abs()
         nonnegative = (eigenvalues >= -bound).all(-1)
         if self.rank is None:
@@ -292,7 +305,9 @@ class CholeskyFactor(AbstractStructure):
     ``apply`` keeps the strict lower triangle of the raw matrix and puts
     ``softplus(raw_ii) + floor`` on the diagonal, so ``L Lᵀ`` is positive-definite with
     ``det = prod(L_ii)² > 0``; the raw upper triangle is unused. ``project`` zeroes the upper
-    triangle and raises the diagonal to ``floor``.
+    triangle and raises the diagonal to ``floor``. ``contains`` asks for a diagonal of at least
+    ``floor / 2`` (a margin for rounding, independent of ``atol``: the zero matrix is not a
+    member) and an upper triangle that is zero within tolerance.
 
     Args:
       floor: the smallest diagonal entry, > 0.
@@ -327,8 +342,9 @@ class CholeskyFactor(AbstractStructure):
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         lower = close(value, torch.tril(value), atol, rtol)
-        floor = self.floor * (1 - rtol) - atol
-        return lower & (value.diagonal(dim1=-2, dim2=-1) >= floor).all(-1)
+        # Like PositiveDefinite: the floor must hold with a margin of half of it. An absolute
+        # tolerance (1e-4 in float32) would swamp a floor of 1e-6 and accept a zero diagonal.
+        return lower & (value.diagonal(dim1=-2, dim2=-1) >= 0.5 * self.floor).all(-1)
 
     def _project(self, value: Tensor) -> Tensor:
         diag = value.diagonal(dim1=-2, dim2=-1).clamp_min(self.floor)
@@ -416,7 +432,7 @@ class Correlation(AbstractStructure):
         return symmetric & unit & floor
 
     def _clip(self, value: Tensor) -> Tensor:
-        eigenvalues, vectors = torch.linalg.eigh((value + value.mT) / 2)
+        eigenvalues, vectors = _guards.eigh(value)
         return (vectors * eigenvalues.clamp_min(self.floor).unsqueeze(-2)) @ vectors.mT
 
     def _project(self, value: Tensor) -> Tensor:
@@ -430,7 +446,7 @@ class Correlation(AbstractStructure):
         # y has a unit diagonal; blend it with I, which keeps that diagonal, just enough to lift
         # its smallest eigenvalue to floor (alpha = 0, y unchanged, for members).
         y = (y + y.mT) / 2
-        smallest = torch.linalg.eigvalsh(y)[..., :1].unsqueeze(-1)
+        smallest = _guards.eigvalsh(y)[..., :1].unsqueeze(-1)
         alpha = ((self.floor - smallest) / (1 - smallest)).clamp(0, 1)
         return (1 - alpha) * y + alpha * eye_like(y)
 

@@ -84,7 +84,10 @@ def matrix_exp(a: Tensor) -> Tensor:
         b[1] * eye + sum(b[2 * k + 1] * powers[k - 1] for k in range(1, (degree - 1) // 2 + 1))
     )
     # exp(a) - I ≈ q(a)⁻¹ p(a) - I = 2 q(a)⁻¹ odd(a), with p = even + odd and q = even - odd.
-    d = 2 * (torch.linalg.inv(even - odd) @ odd)
+    # inv_ex: an exact zero pivot (inputs far beyond valid_norm) gives NaN instead of raising.
+    inverse, info = torch.linalg.inv_ex(even - odd)
+    inverse = torch.where((info == 0)[..., None, None], inverse, torch.nan)
+    d = 2 * (inverse @ odd)
     for _ in range(SQUARINGS):
         d = _square_plus_twice(d)
     return d + eye

@@ -126,7 +126,16 @@ class UnitNorm(_AbstractAlongDim):
         return self._apply(torch.randn(shape, generator=generator, dtype=dtype, device=device))
 
 
-_DYKSTRA_STEPS = 1000
+_PROJECTION_STEPS = 200
+
+
+def _simplex_thresholds(v: Tensor) -> Tensor:
+    """For each row of ``v``, the ``tau`` with ``sum(max(v - tau, 0)) = 1`` (sort and scan)."""
+    u = v.sort(-1, descending=True).values
+    excess = u.cumsum(-1) - 1
+    k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+    count = (u - excess / k > 0).sum(-1, keepdim=True).clamp_min(1)
+    return excess.gather(-1, count - 1) / count.to(v.dtype)
 
 
 def _sinkhorn(logits: Tensor, iterations: int) -> Tensor:
@@ -134,15 +143,6 @@ def _sinkhorn(logits: Tensor, iterations: int) -> Tensor:
         logits = logits - logits.logsumexp(-1, keepdim=True)
         logits = logits - logits.logsumexp(-2, keepdim=True)
     return logits.exp()
-
-
-def _affine_doubly(x: Tensor) -> Tensor:
-    """Orthogonal projection onto the affine set of matrices whose rows and columns sum to 1."""
-    n = x.shape[-1]
-    rows = x.sum(-1, keepdim=True) - 1
-    cols = x.sum(-2, keepdim=True) - 1
-    total = x.sum((-2, -1), keepdim=True) - n
-    return x - rows / n - cols / n + total / (n * n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,9 +157,14 @@ class DoublyStochastic(AbstractStructure):
     rank-one 3 x 3 logits end with a row off by more than 1e-3; at scale 0.5, 1 in 10^5).
     ``contains`` therefore checks rows within ``tolerance`` (or the
     given ``atol + rtol``, whichever is larger); raise ``iterations`` for wider logits.
-    ``project`` is the Euclidean projection onto the Birkhoff polytope by 1000 steps of
-    Dykstra's algorithm (alternating the affine and the nonnegative parts; measured at n = 5:
-    200 steps leave a row error of 3e-3, 1000 steps 5e-10).
+    ``project`` is the Euclidean projection onto the Birkhoff polytope,
+    ``max(v - alpha 1ᵀ - 1 betaᵀ, 0)``, by 200 rounds of exact block-coordinate ascent on the dual
+    variables ``alpha``, ``beta`` (each a simplex threshold per row or column), ending on the
+    columns: columns sum to 1 and entries are >= 0 exactly, rows to within the remaining
+    residual. Measured for inputs ``3 * randn`` and rank-one inputs: rows within 3e-6 (float32)
+    and 5e-6 (float64) at n = 64 and 128, and members come back unchanged to 1e-6. Inputs of
+    scale 100 and more, whose projection is nearly a permutation, converge slowly: rows can
+    stay off by up to 0.5 after the 200 rounds.
 
     Args:
       iterations: Sinkhorn steps, >= 1.
@@ -203,15 +208,16 @@ class DoublyStochastic(AbstractStructure):
         return rows & cols & (value >= -atol).flatten(-2).all(-1)
 
     def _project(self, value: Tensor) -> Tensor:
-        x = value
-        p = torch.zeros_like(value)
-        q = torch.zeros_like(value)
-        for _ in range(_DYKSTRA_STEPS):
-            y = _affine_doubly(x + p)
-            p = x + p - y
-            x = (y + q).clamp_min(0)
-            q = y + q - x
-        return x
+        # The projection is max(v - alpha_i - beta_j, 0) for the dual variables that make rows
+        # and columns sum to 1; each half step solves for alpha (rows) or beta (columns) exactly
+        # with a simplex threshold. Ending on columns: they sum to 1 and entries are >= 0
+        # exactly, rows to within the remaining dual residual.
+        beta = torch.zeros_like(value[..., :1, :])
+        alpha = torch.zeros_like(value[..., :1])
+        for _ in range(_PROJECTION_STEPS):
+            alpha = _simplex_thresholds(value - beta)
+            beta = _simplex_thresholds((value - alpha).mT).mT
+        return (value - alpha - beta).clamp_min(0)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         # Logits of scale 0.5: Sinkhorn converges to float64 precision in 50 iterations.

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _guards
 from ._expm import matrix_exp
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
 
@@ -19,7 +20,8 @@ _METHODS = ("cayley", "expm", "householder")
 INIT_RAW_BOUND = 100.0
 """``init`` keeps raw entries up to this size: the range where the charts are precise."""
 
-_MAX_REDRAWS = 100
+_ROUNDS = 8
+"""Candidates ``init`` draws per matrix; the first in range is kept (:func:`draw_in_range`)."""
 
 
 def haar_orthogonal(
@@ -32,35 +34,45 @@ def haar_orthogonal(
 
 
 def draw_in_range(
-    draw: Callable[[tuple[int, ...]], Any], batch: tuple[int, ...], bound: float = INIT_RAW_BOUND
+    draw: Callable[[tuple[int, ...]], Any],
+    batch: tuple[int, ...],
+    bound: float = INIT_RAW_BOUND,
+    rounds: int = _ROUNDS,
 ) -> Any:
-    """``draw(batch)``, with each batch element whose raw has an entry beyond ``bound`` redrawn.
+    """For each batch element, the first of ``rounds`` draws whose raw entries are all in range.
 
-    ``draw`` returns a tensor or a tuple of tensors, batch dims leading; non-finite entries
-    count as beyond the bound.
+    ``draw(shape)`` returns a tensor or a tuple of tensors with leading dims ``shape``;
+    non-finite entries count as beyond ``bound``. All ``rounds`` candidates are drawn in one
+    batched call and the first in range is picked with ``argmax`` and ``gather``: no host sync
+    and no data-dependent loop, so this works on the meta device, and one generator state gives
+    one answer.
 
     A chart of the orthogonal group has an edge (for the Cayley map, the matrices with an
     eigenvalue -1), and a Haar draw near it has a raw of any size: for Cayley, 1 in 60 draws
     at n = 5 and about 1 in 10 at n = 256 have an entry above 100, a few in 10⁴ above 10⁴. There
-    ``apply`` loses precision as ``eps * |raw|`` and gradients vanish, so ``init`` redraws those:
-    its members are Haar-distributed conditioned on the raw lying where the map is precise.
+    ``apply`` loses precision as ``eps * |raw|`` and gradients vanish, so ``init`` keeps the
+    first candidate in range: its members are Haar-distributed conditioned on the raw lying
+    where the map is precise. Where all ``rounds`` candidates are out of range (probability
+    below ``0.1 ** 8``) the first is clamped into ``[-bound, bound]`` (NaN entries set to 0):
+    still a member, no longer exactly Haar.
     """
-    raw = draw(batch)
+    raw = draw((rounds, *batch))
     parts = raw if isinstance(raw, tuple) else (raw,)
-    flat = [part.reshape(-1, *part.shape[len(batch) :]) for part in parts]
-    for _ in range(_MAX_REDRAWS):
-        bad = torch.zeros(flat[0].shape[0], dtype=torch.bool, device=flat[0].device)
-        for part in flat:
-            bad |= ~(part.abs() <= bound).flatten(1).all(1)
-        if not bad.any():
-            break
-        fresh = draw((int(bad.sum()),))
-        for part, new in zip(flat, fresh if isinstance(fresh, tuple) else (fresh,), strict=True):
-            part[bad] = new
-    else:
-        raise RuntimeError(f"init: no raw within {bound} after {_MAX_REDRAWS} redraws.")
-    out = tuple(part.reshape(old.shape) for part, old in zip(flat, parts, strict=True))
-    return out if isinstance(raw, tuple) else out[0]
+    keep = len(batch) + 1
+    ok = torch.ones((rounds, *batch), dtype=torch.bool, device=parts[0].device)
+    for part in parts:
+        ok = ok & (part.abs() <= bound).flatten(keep).all(-1)
+    # argmax returns the first maximal index: the first candidate in range, or 0 if none is.
+    first = ok.to(torch.uint8).argmax(0, keepdim=True)
+    found = ok.any(0)
+    out = []
+    for part in parts:
+        core = part.shape[keep:]
+        index = first.reshape(*first.shape, *(1,) * len(core)).expand(1, *batch, *core)
+        picked = part.gather(0, index).squeeze(0)
+        fallback = torch.nan_to_num(picked, nan=0.0).clamp(-bound, bound)
+        out.append(torch.where(found.reshape(*batch, *(1,) * len(core)), picked, fallback))
+    return tuple(out) if isinstance(raw, tuple) else out[0]
 
 
 def _haar_raw(
@@ -69,13 +81,14 @@ def _haar_raw(
     generator: torch.Generator | None,
     dtype: torch.dtype,
     device: torch.device,
+    rounds: int = _ROUNDS,
 ) -> Tensor:
     """``inverse`` of Haar draws of the trailing shape, in range (:func:`draw_in_range`)."""
 
     def draw(batch: tuple[int, ...]) -> Tensor:
         return inverse(haar_orthogonal(torch.Size((*batch, *shape[-2:])), generator, dtype, device))
 
-    return draw_in_range(draw, tuple(shape[:-2]))
+    return draw_in_range(draw, tuple(shape[:-2]), rounds=rounds)
 
 
 def flip_smallest_where_reflection(u: Tensor, vh: Tensor) -> Tensor:
@@ -109,7 +122,7 @@ class Orthogonal(AbstractStructure):
 
     - ``"cayley"`` (default, the fastest at n >= 64): ``A`` is the skew-symmetric matrix of the
       strict lower raw triangle (zero-padded to n x n for tall raw) and ``Q`` is the first columns
-      of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv``
+      of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv_ex``
       (``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13). Orthogonality
       degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about
       100. Rotations with an eigenvalue -1 (such as ``-I`` for even n) are out of its reach:
@@ -167,6 +180,8 @@ class Orthogonal(AbstractStructure):
         elif self.method == "expm":
             lower = torch.tril(raw, -1)
             q = matrix_exp(lower - lower.mT)
+            # Far beyond valid_norm the squarings overflow: NaN, not a wrong infinite entry.
+            q = torch.where(torch.isinf(q), torch.nan, q)
         else:
             q = _householder(raw)
         if raw.shape[-1] != raw.shape[-2]:
@@ -186,11 +201,14 @@ class Orthogonal(AbstractStructure):
         return close(value.mT @ value, eye_like(value), atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, _, vh = torch.linalg.svd(value, full_matrices=False)
+        u, _, vh = _guards.svd(value)
         return u @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return _haar_raw(self._inverse, shape, generator, dtype, device)
+        # The principal logarithm has spectral norm at most pi, so its entries are always in
+        # range: one candidate suffices (the fallback only catches the measure-zero NaN).
+        rounds = 1 if self.method == "expm" else _ROUNDS
+        return _haar_raw(self._inverse, shape, generator, dtype, device, rounds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +241,7 @@ class SpecialOrthogonal(AbstractStructure):
         return orthogonal & (torch.linalg.det(value) > 0)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, _, vh = torch.linalg.svd(value, full_matrices=False)
+        u, _, vh = _guards.svd(value)
         return flip_smallest_where_reflection(u, vh) @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
@@ -239,15 +257,27 @@ def _cayley(raw: Tensor) -> Tensor:
     """The first columns of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, ``A`` skew from the raw.
 
     ``A`` is built from the strict lower triangle of the n x k raw, zero-padded to n x n.
-    Written with ``inv``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
+    Written with ``inv_ex``: ``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13.
     """
     n, k = raw.shape[-2:]
     lower = torch.tril(raw, -1)
     if k < n:  # tall: zero-pad to n x n (a pad of width 0 would still copy, so square skips it)
         lower = torch.nn.functional.pad(lower, (0, n - k))
     eye = eye_like(lower)
-    q = 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
+    q = 2 * _inv_or_nan(eye - lower + lower.mT) - eye
     return q if n == k else q[..., :k]
+
+
+def _inv_or_nan(a: Tensor) -> Tensor:
+    """``a⁻¹``, NaN for each matrix whose LU factorization hits an exact zero pivot.
+
+    ``I - A`` with ``A`` skew is invertible in exact arithmetic, but in floating point the unit
+    diagonal is lost next to raw entries of ``1 / eps`` (1e8 in float32, 1e16 in float64) and
+    the LU can break down; ``inv_ex`` reports it without raising or syncing, and is correct
+    under ``jacfwd``, ``vmap(jacfwd)`` and ``torch.compile`` (checked by the contract tests).
+    """
+    inverse, info = torch.linalg.inv_ex(a)
+    return torch.where((info == 0)[..., None, None], inverse, torch.nan)
 
 
 def _inverse_cayley(q: Tensor) -> Tensor:
@@ -303,16 +333,16 @@ def _log_rotation(q: Tensor, roots: int = 4, terms: int = 10) -> Tensor:
     rotations with an eigenvalue -1 (no principal logarithm; the first square root fails).
     """
     x = q.to(torch.float64)
-    u, _, vh = torch.linalg.svd(x)
+    u, _, vh = _guards.svd(x)
     x = u @ vh  # exactly orthogonal in float64
     eye = eye_like(x)
     target = x
     for i in range(roots):
-        u, _, vh = torch.linalg.svd(eye + x)
+        u, _, vh = _guards.svd(eye + x)
         x = u @ vh
         if i == 0:  # where I + Q is singular the polar factor is not a square root
             ok = ((x @ x - target).abs().amax((-2, -1)) < 1e-6)[..., None, None]
-    a = torch.linalg.solve(x + eye, x - eye, left=False)
+    a = torch.linalg.solve_ex(x + eye, x - eye, left=False)[0]
     a2 = a @ a
     term, total = a, a
     for j in range(1, terms):

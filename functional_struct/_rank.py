@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _guards
 from ._definite import PositiveDefinite
 from ._elementwise import inverse_softplus
 from ._expm import matrix_exp
@@ -78,10 +79,18 @@ class LowRank(AbstractStructure):
     """n x m matrices of rank at most ``rank``, from a pair of factors: ``A = left @ rightᵀ``.
 
     The raw is the tuple ``(left, right)`` of shapes ``(..., n, rank)`` and ``(..., m, rank)``:
-    r(n + m) numbers. ``inverse`` gives the balanced factors ``U √S`` and ``V √S`` of the SVD;
-    ``project`` is the truncated SVD (Eckart-Young: the nearest matrix of rank <= r);
-    ``contains`` asks that the singular values past the r-th be below ``atol + rtol * σ₁``.
-    ``init`` draws Gaussian factors scaled so that entries of ``A`` have variance ``1 / m``.
+    r(n + m) numbers. ``project`` is the truncated SVD (Eckart-Young: the nearest matrix of
+    rank <= r); ``contains`` asks that the singular values past the r-th be below
+    ``atol + rtol * σ₁``. ``init`` draws Gaussian factors scaled so that entries of ``A`` have
+    variance ``1 / m``, so each factor column has norm about ``c = √n (r m)^(-1/4)``.
+
+    ``inverse`` gives the balanced factors ``u_j √s_j`` and ``v_j √s_j`` of the SVD for
+    singular values ``s_j >= c²``, and ``c u_j``, ``(s_j / c) v_j`` below that. Balanced factors
+    of a zero singular value would be two zero columns, where the gradient of ``left @ rightᵀ``
+    vanishes in every direction (a saddle: training would never move them); this way the zero
+    matrix, or a rank-deficient member, comes back as LoRA starts, left columns of init's size
+    on singular vectors and right columns zero, with the product unchanged and a non-zero
+    gradient for ``right``.
 
     Args:
       rank: the largest rank, at most ``min(n, m)``.
@@ -116,17 +125,21 @@ class LowRank(AbstractStructure):
         return left @ right.mT
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
-        u, s, vh = torch.linalg.svd(value, full_matrices=False)
+        u, s, vh = _guards.svd(value)
         r = self.rank
         u, v = _signed(u[..., :r], vh[..., :r, :].mT)
-        root = s[..., :r].sqrt().unsqueeze(-2)
-        return u * root, v * root
+        s = s[..., :r].unsqueeze(-2)
+        # Balanced columns down to init's column norm c; below it, c on the left and s / c on
+        # the right, so that zero singular values do not give two zero columns (a saddle).
+        n, m = value.shape[-2:]
+        left = s.sqrt().clamp_min(math.sqrt(n) * (r * m) ** -0.25)
+        return u * left, v * (s / left)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
-        return _tail_is_small(torch.linalg.svdvals(finite_or_zero(value)), self.rank, atol, rtol)
+        return _tail_is_small(_guards.svdvals(value), self.rank, atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, s, vh = torch.linalg.svd(value, full_matrices=False)
+        u, s, vh = _guards.svd(value)
         r = self.rank
         return (u[..., :r] * s[..., :r].unsqueeze(-2)) @ vh[..., :r, :]
 
@@ -214,13 +227,13 @@ class FixedRank(AbstractStructure):
         invertible, which the Cayley charts need, and brings the zeros raw (frames: the first
         columns of ``I``) back exactly, whatever order and signs LAPACK returns.
         """
-        u, s, vh = torch.linalg.svd(value, full_matrices=False)
+        u, s, vh = _guards.svd(value)
         r = self.rank
         u, s, v = u[..., :r], s[..., :r], vh[..., :r, :].mT
         tolerance = 64 * torch.finfo(value.dtype).eps * s[..., :1, None]
         same = (s.unsqueeze(-1) - s.unsqueeze(-2)).abs() <= tolerance
         grouped = torch.where(same, u[..., :r, :] + v[..., :r, :], 0.0)
-        w, _, zh = torch.linalg.svd(grouped.mT)
+        w, _, zh = _guards.svd(grouped.mT)
         rotation = w @ zh
         return u @ rotation, s, v @ rotation
 
@@ -240,14 +253,14 @@ class FixedRank(AbstractStructure):
         return tuple(part.to(value.dtype) for part in raw)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
-        s = torch.linalg.svdvals(finite_or_zero(value))
+        s = _guards.svdvals(value)
         r = self.rank
         # Like PositiveDefinite: the floor must hold with a margin of half of it.
         floor_holds = s[..., r - 1] >= 0.5 * self._shift_from_sigma(s[..., :r])[..., 0]
         return floor_holds & _tail_is_small(s, r, atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, sigma, vh = torch.linalg.svd(value, full_matrices=False)
+        u, sigma, vh = _guards.svd(value)
         r = self.rank
         u, sigma, v = u[..., :r], sigma[..., :r], vh[..., :r, :].mT
         lifted = sigma
@@ -323,7 +336,7 @@ class Invertible(AbstractStructure):
         return _FRAME._inverse(q).to(value.dtype), self._stretch._inverse(p.to(value.dtype))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
-        s = torch.linalg.svdvals(finite_or_zero(value))
+        s = _guards.svdvals(value)
         shift = self._stretch._shift_from_value(torch.diag_embed(s))
         return s[..., -1] >= 0.5 * shift
 
@@ -345,8 +358,13 @@ class SpecialLinear(AbstractStructure):
     diagonal, so ``det exp(S) = exp(tr S) = 1`` and ``det A = 1`` up to rounding. Every matrix
     of determinant 1 is reached (its polar factor is ``exp`` of a traceless symmetric matrix;
     rotations with an eigenvalue -1 are out of the Cayley map's reach, ``inverse`` gives NaN
-    there). The condition number is ``exp(λ_max(S) - λ_min(S))``, so float32 holds
-    ``det = 1`` for stretch raw entries up to about 1 (the catalog's range); ``contains``
+    there). The condition number is ``exp(λ_max(S) - λ_min(S))``, and the eigenvalues of ``S``
+    grow like the raw scale times ``√n``: float32 holds ``det = 1`` within ``contains``'s
+    tolerance for stretch raw entries up to about 0.3 (the catalog's range, tested for
+    n <= 5). Beyond it ``apply`` still returns finite matrices (up to stretch entries of about
+    10) but rounding lets the determinant drift from 1, far at large n (det was measured up to
+    1e70 at n = 64 for stretch raw of scale 1): scale the stretch raw down by ``√n``, as
+    ``init`` does, or use float64. ``contains``
     accepts ``|log det v| <= Σ |v⁻ᵀ| (atol + rtol |v|)``, the change of log det that entrywise
     tolerances reach, to first order. ``project`` takes the polar factors of ``v`` (flipping
     the direction of the smallest singular value where ``det v < 0``) and rescales the singular
@@ -378,7 +396,7 @@ class SpecialLinear(AbstractStructure):
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
         # In float64: the polar factors of an ill-conditioned float32 member lose digits.
         q, p = _polar(value.to(torch.float64))
-        eigenvalues, vectors = torch.linalg.eigh((p + p.mT) / 2)
+        eigenvalues, vectors = _guards.eigh(p)
         log = (vectors * eigenvalues.log().unsqueeze(-2)) @ vectors.mT  # NaN if singular
         rotation = SpecialOrthogonal()._inverse(q).to(value.dtype)
         return rotation, torch.tril(log).to(value.dtype)
@@ -393,7 +411,7 @@ class SpecialLinear(AbstractStructure):
         return (info == 0) & (sign > 0) & (log_abs.abs() <= reach)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, s, vh = torch.linalg.svd(value)
+        u, s, vh = _guards.svd(value)
         # Where det(v) < 0, the nearest matrix of positive determinant; then scale the singular
         # values to product 1.
         u = flip_smallest_where_reflection(u, vh)
@@ -445,18 +463,18 @@ class BoundedSpectralNorm(AbstractStructure):
             )
 
     def _apply(self, raw: Tensor) -> Tensor:
-        top = torch.linalg.svdvals(finite_or_zero(raw))[..., 0]  # svdvals raises on NaN
+        top = _guards.svdvals(raw)[..., 0]  # NaN for non-finite raw
         return raw / torch.clamp(top / self.max_norm, min=1.0)[..., None, None]
 
     def _inverse(self, value: Tensor) -> Tensor:
         return value.clone()
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
-        top = torch.linalg.svdvals(finite_or_zero(value))[..., 0]
+        top = _guards.svdvals(value)[..., 0]
         return top <= self.max_norm * (1 + rtol) + atol
 
     def _project(self, value: Tensor) -> Tensor:
-        u, s, vh = torch.linalg.svd(value, full_matrices=False)
+        u, s, vh = _guards.svd(value)
         return (u * torch.clamp(s, max=self.max_norm).unsqueeze(-2)) @ vh
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
@@ -480,5 +498,5 @@ def _square_pair(raw: tuple[Tensor, ...]) -> str | None:
 
 def _polar(value: Tensor) -> tuple[Tensor, Tensor]:
     """``value = Q P``: ``Q = U Vᵀ`` orthogonal, ``P = V S Vᵀ`` symmetric positive semidefinite."""
-    u, s, vh = torch.linalg.svd(value)
+    u, s, vh = _guards.svd(value)
     return u @ vh, (vh.mT * s.unsqueeze(-2)) @ vh

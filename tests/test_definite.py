@@ -167,3 +167,55 @@ def test_correlation_project_finds_the_nearest_correlation():
     p = c.project(torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64))
     assert c.contains(p)
     assert abs(p[0, 1].item() - 1.0) < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cholesky_factor_rejects_a_zero_diagonal(dtype):
+    """float32's atol of 1e-4 swamped the floor of 1e-6: zeros(3, 3) was contained."""
+    s = fs.CholeskyFactor()
+    assert not s.contains(torch.zeros(3, 3, dtype=dtype))
+    assert not s.contains(torch.eye(3, dtype=dtype) * 0.4e-6)
+    on_floor = s.apply(torch.full((3, 3), -200.0, dtype=dtype))  # softplus underflows to 0
+    assert s.contains(on_floor)
+    assert s.contains(s.project(torch.zeros(3, 3, dtype=dtype)))
+
+
+def _expm_raws(n):
+    gen = torch.Generator().manual_seed(14)
+    return {
+        "full(0.1)": torch.full((n, n), 0.1),
+        "zeros": torch.zeros(n, n),
+        "randn": torch.randn(4, n, n, generator=gen),
+        "5 randn": 5 * torch.randn(4, n, n, generator=gen),
+        "5 randn / n": 5 / n * torch.randn(4, n, n, generator=gen),
+    }
+
+
+def test_expm_float32_positive_definite_at_n64():
+    """The documented float32 range of method 'expm' at n = 64."""
+    s = fs.PositiveDefinite(method="expm")
+    for name, raw in _expm_raws(64).items():
+        value = s.apply(raw)
+        assert (torch.linalg.cholesky_ex(value).info == 0).all(), name
+        assert s.contains(value).all(), name
+
+
+@pytest.mark.slow
+def test_expm_float32_range_at_n256_is_as_documented():
+    s = fs.PositiveDefinite(method="expm")
+    raws = _expm_raws(256)
+    for name in ("zeros", "5 randn / n"):
+        value = s.apply(raws[name])
+        assert (torch.linalg.cholesky_ex(value).info == 0).all(), name
+        assert s.contains(value).all(), name
+    # documented as out of range in float32: full(0.1) is not positive-definite in float32
+    assert not s.contains(s.apply(raws["full(0.1)"])).any()
+    assert s.contains(s.apply(raws["full(0.1)"].double())).all()
+
+
+def test_semidefinite_zero_is_a_saddle_as_documented():
+    s = fs.PositiveSemidefinite()
+    raw = s.inverse(torch.zeros(4, 4, dtype=torch.float64)).requires_grad_()
+    w = torch.randn(4, 4, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+    (s.apply(raw) * w).sum().backward()
+    assert (raw.grad == 0).all()

@@ -123,3 +123,27 @@ def test_doubly_stochastic_range_is_documented():
 def test_bad_hyperparameters(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def _doubly_stochastic_project_lands(n, count):
+    s = fs.DoublyStochastic()
+    gen = torch.Generator().manual_seed(16)
+    for dtype in (torch.float32, torch.float64):
+        for scale in (1.0, 3.0):
+            x = scale * torch.randn(count, n, n, generator=gen, dtype=dtype)
+            p = s.project(x)
+            assert s.contains(p).all(), (n, dtype, scale)
+            assert (p.sum(-1) - 1).abs().max() < 1e-4, (n, dtype, scale)
+            torch.testing.assert_close(s.project(p), p, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("n", [1, 3, 64])
+def test_doubly_stochastic_project_lands_in_the_set(n):
+    """1000 Dykstra steps left 4 of 20 at n = 64 (scale 1) and 0 of 20 at n = 128 in the set,
+    rows off by up to 7e-2 at scale 3."""
+    _doubly_stochastic_project_lands(n, 4)
+
+
+@pytest.mark.slow
+def test_doubly_stochastic_project_lands_in_the_set_at_128():
+    _doubly_stochastic_project_lands(128, 4)
