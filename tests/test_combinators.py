@@ -42,9 +42,9 @@ def test_chain_rejects_non_structures_and_nothing():
 
 
 def test_chain_dtypes_are_the_intersection():
-    assert fs.Chain(fs.Positive(), fs.PositiveDefinite()).dtypes == (torch.float32, torch.float64)
+    assert fs.Chain(fs.PositiveDefinite(), fs.Positive()).dtypes == (torch.float32, torch.float64)
     with pytest.raises(TypeError, match="float16"):
-        fs.Chain(fs.Positive(), fs.PositiveDefinite()).apply(torch.zeros(2, 2, dtype=torch.float16))
+        fs.Chain(fs.PositiveDefinite(), fs.Positive()).apply(torch.zeros(2, 2, dtype=torch.float16))
 
 
 def test_frozen_blocks_gradients_and_keeps_its_value_in_trees():
