@@ -128,16 +128,17 @@ def test_linear_sum_contains_inverts_and_fixes_its_own_images(parts, dtype):
     """Block coordinate descent (200 rounds) left Circulant + UpperTriangular members off by
     3e-3 of the matrix at 16 x 16; conjugate gradients split every pair here exactly."""
     for n in (2, 5, 16):
-        s, inside, round_trip, fixed = _own_image_rates(parts, n, 50, dtype)
-        assert inside == 1.0 and round_trip == 1.0 and fixed == 1.0, (n, inside, round_trip)
+        _, inside, round_trip, fixed = _own_image_rates(parts, n, 50, dtype)
+        assert (inside, round_trip, fixed) == (1.0, 1.0, 1.0), n
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("parts", _LINEAR_SUMS, ids=lambda p: " + ".join(map(repr, p)))
 def test_linear_sum_own_images_sweep(parts, dtype):
-    """At least 99.9% of 1000 own images are members at every n from 2 to 64."""
-    for n in range(2, 65):
+    """At least 99.9% of 1000 own images are members, n = 2 to 16 and 23, 32, 64 (about an
+    hour on one core: 80 s for one sum and dtype at 64 x 64)."""
+    for n in (*range(2, 17), 23, 32, 64):
         _, inside, round_trip, fixed = _own_image_rates(parts, n, 1000, dtype, seed=n)
         assert min(inside, round_trip, fixed) >= 0.999, (n, inside, round_trip, fixed)
 
@@ -208,14 +209,16 @@ def test_lora_raw_from_puts_the_value_in_frozen_and_trains_the_adapter():
     g = torch.func.grad(lambda r: (s.apply(r) - target).square().sum())((frozen, (left, right)))
     assert torch.equal(g[0], torch.zeros(4, 3))
     assert g[1][0].abs().sum() > 0
-    assert s.contains(weight) and torch.equal(s.project(weight), weight)
+    assert s.contains(weight)
+    assert torch.equal(s.project(weight), weight)
 
 
 def test_frozen_sum_and_chain_keep_their_value_in_a_tree():
     """Structure-tree init drew a random Frozen part inside Sum and Chain."""
     model = torch.nn.Linear(3, 4)
-    tree = fs.structure({"weight": fs.Sum(fs.Frozen(), fs.LowRank(1)), "bias": fs.Chain(
-        fs.Frozen(), fs.Positive())})
+    tree = fs.structure(
+        {"weight": fs.Sum(fs.Frozen(), fs.LowRank(1)), "bias": fs.Chain(fs.Frozen(), fs.Positive())}
+    )
     with torch.no_grad():
         model.bias.abs_()
     params = dict(model.named_parameters())
@@ -224,7 +227,8 @@ def test_frozen_sum_and_chain_keep_their_value_in_a_tree():
     torch.testing.assert_close(value["weight"], params["weight"].detach().expand(2, 4, 3))
     torch.testing.assert_close(value["bias"], params["bias"].detach().expand(2, 4))
     left, right = raw["weight"][1]
-    assert torch.equal(left, torch.zeros(2, 4, 1)) and right.abs().sum() > 0
+    assert torch.equal(left, torch.zeros(2, 4, 1))
+    assert right.abs().sum() > 0
 
 
 # -------------------------------------------------------------------------------- Chain
@@ -265,8 +269,9 @@ def test_accepted_chains_contain_their_own_images(chain):
     value = chain.apply(chain.init((100, 4, 4), generator=gen, dtype=torch.float64))
     assert chain.contains(value).all()
     torch.testing.assert_close(chain.project(value), value)
-    assert not chain.contains(value + 0.1 * torch.randn(100, 4, 4, generator=gen,
-                                                         dtype=torch.float64)).any()
+    assert not chain.contains(
+        value + 0.1 * torch.randn(100, 4, 4, generator=gen, dtype=torch.float64)
+    ).any()
 
 
 @pytest.mark.parametrize(
