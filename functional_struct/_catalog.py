@@ -119,7 +119,10 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(BoundedSpectralNorm(max_norm=3.0)),
     # combinators
     CatalogEntry(Chain(Positive(), Diagonal())),
+    CatalogEntry(Chain(Diagonal(), Positive())),
+    CatalogEntry(Chain(Bounded(-1.0, 2.0), Toeplitz())),
     CatalogEntry(Sum(LowerTriangular(), UpperTriangular(diagonal=1))),
     CatalogEntry(Sum(Symmetric(), SkewSymmetric()), _SQUARE),
+    CatalogEntry(Sum(Circulant(), UpperTriangular()), _SQUARE),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),
 )

@@ -89,9 +89,9 @@ def test_as_parametrization_needs_a_leaf_structure():
 
 def test_factored_structures_as_parametrizations():
     """LowRank's pair and Sum's nested tuple become original0, original1, ... on the module,
-    and the layer starts from the nearest member of the set (Sum's split: to 1e-4)."""
+    and the layer starts from the nearest member of the set (a Frozen sum: the weight itself)."""
     torch.manual_seed(0)
-    for structure, count in ((fs.LowRank(2), 2), (fs.Sum(fs.LowRank(1), fs.Diagonal()), 3)):
+    for structure, count in ((fs.LowRank(2), 2), (fs.Sum(fs.LowRank(1), fs.Frozen()), 3)):
         layer = torch.nn.Linear(5, 5)
         start = structure.project(layer.weight.detach())
         parametrize.register_parametrization(
@@ -103,7 +103,9 @@ def test_factored_structures_as_parametrizations():
         assert len(originals) == count
         torch.testing.assert_close(layer.weight.detach(), start, atol=1e-4, rtol=1e-4)
         layer.weight.square().sum().backward()
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in originals)
+        trained = originals[:2]  # LowRank's pair; Sum's Frozen part gets no gradient
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trained)
+        assert all(p.grad is None for p in originals[2:])
     low = fs.as_parametrization(fs.LowRank(2))
     raw = low.right_inverse(torch.randn(6, 4))
     assert [tuple(t.shape) for t in raw] == [(6, 2), (4, 2)]
