@@ -124,5 +124,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(Sum(LowerTriangular(), UpperTriangular(diagonal=1))),
     CatalogEntry(Sum(Symmetric(), SkewSymmetric()), _SQUARE),
     CatalogEntry(Sum(Circulant(), UpperTriangular()), _SQUARE),
+    # LoRA: a frozen weight plus a trainable low-rank update; its gradient skips the frozen part.
+    CatalogEntry(Sum(Frozen(), LowRank(1)), ((4, 4), (3, 5)), differentiable=False),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),
 )

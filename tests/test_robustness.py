@@ -192,9 +192,9 @@ def _soak(entry, steps, clamp):
     are members while it is within ``max_magnitude``. Returns the worst relative distance.
     """
     s = entry.structure
-    if not entry.differentiable:  # nothing can train it: the graph is cut at the raw
-        raw = s.init((4, *entry.core_shapes[-1])).requires_grad_()
-        assert not s.apply(raw).requires_grad
+    probe = _tmap(lambda t: t.requires_grad_(), s.init((4, *entry.core_shapes[-1])))
+    if not s.apply(probe).requires_grad:  # nothing can train it: the graph is cut at the raw
+        assert not entry.differentiable
         return 0.0
     shape = (4, *entry.core_shapes[-1])
     gen = torch.Generator().manual_seed(0)
