@@ -317,10 +317,9 @@ class Invertible(AbstractStructure):
 
     def __post_init__(self) -> None:
         _check_floors("Invertible", self.floor, self.relative_floor)
-
-    @property
-    def _stretch(self) -> PositiveDefinite:
-        return PositiveDefinite(self.floor, self.relative_floor)
+        # Built once here, not per call: under torch.compile(dynamic=True) the floors are
+        # symbolic floats, which PositiveDefinite's own checks cannot take.
+        object.__setattr__(self, "_stretch", PositiveDefinite(self.floor, self.relative_floor))
 
     def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
         return _square_pair(raw)

@@ -191,7 +191,7 @@ def test_messages_say_by_how_much_and_on_what():
 
 def test_solve_cayley_is_right_without_vmap():
     """The breakage is torch's vmap(jacfwd(solve)) alone: the map itself is orthogonal."""
-    testing.check_laws(SolveCayley(), (3, 3), laws=["membership", "projection"])
+    testing.check_laws(SolveCayley(), (3, 3), laws=["membership", "projection"], max_magnitude=100)
 
 
 def test_unknown_law_is_rejected():
