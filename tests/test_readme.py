@@ -35,3 +35,24 @@ def test_structure_table_lists_every_structure_with_its_real_signature():
         fields = [f.name for f in dataclasses.fields(obj) if f.init]
         documented = [p.split("=")[0].strip() for p in row.group(1).split(",") if p.strip()]
         assert documented == fields, (name, documented, fields)
+
+
+def test_the_structures_whose_inverse_projects_are_the_ones_the_readme_lists():
+    import inspect
+
+    import functional_struct as fs
+
+    text = " ".join(README.read_text().split())
+    listed = re.search(r"whose `inverse_outside` is `\"project\"` \((.*?)\)", text).group(1)
+    named = set(re.findall(r"`(\w+)`", listed))
+    classes = {
+        name
+        for name in fs.__all__
+        if inspect.isclass(getattr(fs, name))
+        and issubclass(getattr(fs, name), fs.AbstractStructure)
+        and not name.startswith("Abstract")
+    }
+    projecting = {n for n in classes if getattr(fs, n).inverse_outside == "project"}
+    linear = {n for n in projecting if issubclass(getattr(fs, n), fs.AbstractLinear)}
+    assert "masks and linear subspaces" in listed
+    assert named == projecting - linear
