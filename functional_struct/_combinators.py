@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import optree
 import torch
 from torch import Tensor
 
@@ -169,7 +170,14 @@ _AVERAGING = (_AbstractBand, _AbstractFixedMask, Symmetric, Toeplitz, Hankel, Ci
 def _check_chain(structures: tuple[AbstractStructure, ...]) -> None:
     for i, part in enumerate(structures[1:], start=1):
         name = type(part).__name__
-        if part.raw_names is not None:
+        exact = [e for e in structures[:i] if e.inverse_outside != "project"]
+        if exact:
+            problem = (
+                f"({name}) follows {exact[0]!r}, whose inverse is NaN outside its set, so "
+                "project would give NaN for most values; a part before the last must be one "
+                "whose inverse projects (inverse_outside = 'project')"
+            )
+        elif part.raw_names is not None:
             problem = f"is factored ({name} takes a tuple raw), but it receives a tensor"
         elif part.raw_core_ndim != part.core_ndim:
             problem = f"is packed ({part!r}): only the first part may take a packed raw"
@@ -295,6 +303,13 @@ class Sum(_Composite):
                 part._check_raw(part_raw, method)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"{self!r}.{method}: raw part {i}: {error}") from None
+        leaves = optree.tree_leaves(raw, namespace="torch")
+        for attribute, cls in (("dtype", TypeError), ("device", ValueError)):
+            if len({getattr(leaf, attribute) for leaf in leaves}) > 1:
+                got = ", ".join(str(getattr(leaf, attribute)) for leaf in leaves)
+                raise self._fail(
+                    method, f"the parts' raws must share one {attribute}, got {got}.", cls
+                )
 
     def _apply(self, raw: tuple[Any, ...]) -> Tensor:
         values = [part._apply(r) for part, r in zip(self.structures, raw, strict=True)]

@@ -285,6 +285,17 @@ def check_outside(structure: AbstractStructure, value: Tensor, *, tol: float | N
         raise _fail("outside", structure, "contains is True for a value with NaN or Inf", x)
     if not torch.isnan(projected[~finite]).all():
         raise _fail("outside", structure, "project of a value with NaN or Inf is not NaN", x)
+    # A member is a fixed point of project: a contains that says True too often breaks this.
+    for i in torch.nonzero(inside.reshape(-1) & finite).flatten().tolist():
+        _agree(
+            "outside",
+            structure,
+            f"project(v) vs v for element {i}, which contains accepts",
+            projected[i],
+            x[i],
+            x[i],
+            tol,
+        )
     image = structure.apply(raw)
     raw_elements = [_leaves(_map(lambda r, i=i: r[i], raw)) for i in range(x.shape[0])]
     for i in range(x.shape[0]):

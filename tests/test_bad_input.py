@@ -404,6 +404,26 @@ CASES = [
         ["UnitNorm", "needs a vector", r"got shape \(\)"],
     ),
     (
+        "Sum raws of two dtypes",
+        lambda: fs.Sum(fs.Symmetric(), fs.SkewSymmetric()).apply(
+            (torch.ones(2, 2), torch.zeros(2, 2, dtype=torch.float64))
+        ),
+        TypeError,
+        [r"Sum\(", "share one dtype", "torch.float32, torch.float64"],
+    ),
+    (
+        "BoundedSpectralNorm max_norm=True",
+        lambda: fs.BoundedSpectralNorm(max_norm=True),
+        ValueError,
+        ["BoundedSpectralNorm: max_norm must be a finite number > 0, got True"],
+    ),
+    (
+        "Chain after a structure whose inverse is NaN outside",
+        lambda: fs.Chain(fs.Orthogonal(), fs.Positive()),
+        ValueError,
+        ["Chain: part 1", "follows Orthogonal", "inverse_outside = 'project'"],
+    ),
+    (
         "as_parametrization of a tree",
         lambda: fs.as_parametrization(TREE),
         TypeError,

@@ -281,3 +281,20 @@ def test_init_on_the_meta_device(structure, dtype):
     ):
         assert m.device.type == "meta"
         assert (m.shape, m.dtype) == (c.shape, c.dtype)
+
+
+def test_special_linear_rejects_tiny_and_singular_matrices():
+    """The first-order tolerance of log det is huge for a nearly singular matrix; contains once
+    accepted 1e-20 * I (det 1e-60) and -u uᵀ, and inverse then gave a finite raw of I."""
+    s = fs.SpecialLinear()
+    u = torch.randn(7, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for value in (
+        1e-20 * torch.eye(3),
+        1e-30 * torch.randn(4, 4, generator=torch.Generator().manual_seed(1)),
+        1e-10 * torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)),
+        -u @ u.T,
+    ):
+        assert not s.contains(value)
+        assert all(torch.isnan(part).all() for part in s.inverse(value))
+    member = s.apply(s.init((5, 6, 6), generator=torch.Generator().manual_seed(3)))
+    assert s.contains(member).all()

@@ -151,6 +151,14 @@ class HostSyncInit(fs.UpperTriangular):
         return raw
 
 
+@dataclasses.dataclass(frozen=True)
+class ContainsEverything(fs.Symmetric):
+    """Says every matrix is symmetric."""
+
+    def _contains(self, value, atol, rtol):
+        return torch.ones(value.shape[:-2], dtype=torch.bool, device=value.device)
+
+
 CASES = [
     pytest.param(NearlyOrthogonal(), "membership", (3, 3), id="membership"),
     pytest.param(TransposingInverse(), "inverse", (3, 3), id="inverse"),
@@ -166,6 +174,7 @@ CASES = [
     pytest.param(SingularContains(), "outside", (3, 3), id="outside-raises"),
     pytest.param(EmptyBatchCrash(), "batching", (3, 3), id="batching-empty"),
     pytest.param(HostSyncInit(), "purity", (3, 3), id="purity-meta"),
+    pytest.param(ContainsEverything(), "outside", (3, 3), id="outside-contains-everything"),
 ]
 
 
