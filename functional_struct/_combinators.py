@@ -69,8 +69,11 @@ class Chain(_Composite):
       ``Toeplitz``, ``Hankel``, ``Circulant``, in full form (they map an elementwise set onto
       its own members).
 
-    Anything else after the first part (``Simplex``, a packed or factored part, a subspace
-    after a matrix structure, ``SkewSymmetric``) raises a ``ValueError`` at construction.
+    and every part before the last must be one whose inverse projects (``inverse_outside ==
+    "project"``: masks, subspaces, ``Positive``, ``CholeskyFactor``, ...), so that ``project``
+    lands in the set. Anything else (``Simplex``, a packed or factored later part, a subspace
+    after a matrix structure, ``SkewSymmetric``, any part after ``Orthogonal`` or
+    ``PositiveDefinite``) raises a ``ValueError`` at construction.
 
     Args:
       *structures: the parts, at least one.
