@@ -1,11 +1,13 @@
 """Low-rank-plus-diagonal covariances for a whole ensemble at once (factor analysis).
 
 Each of E models fits a covariance ``Σ = F Fᵀ + D`` (``F`` an n x r factor, ``D`` a positive
-diagonal) to its own data set by maximum likelihood, all E in one ``vmap(grad)`` step. The
-structure is ``fs.Sum(fs.PositiveSemidefinite(rank=r), fs.Chain(fs.Positive(), fs.Diagonal()))``:
-its raw is a tuple (the n x r factor, the diagonal's raw), and ``Σ`` is positive-definite by
-construction. (``Diagonal()`` keeps a full n x n raw of which it reads the diagonal; a packed
-diagonal would make the count n r + n.) The data come
+diagonal) to its own data set by maximum likelihood, all E in one ``vmap(grad)`` step. ``Σ`` is
+``fs.PositiveSemidefinite(rank=r).apply(F) + fs.Chain(fs.Positive(), fs.Diagonal()).apply(d)``
+from the raw tuple ``(F, d)``, positive-definite by construction. It is not an ``fs.Sum``:
+deciding whether a given matrix is low-rank plus diagonal is factor analysis itself, with no
+reliable split, so ``Sum`` refuses these parts (its ``contains``/``inverse`` would be wrong),
+and training needs only ``apply``. (``Diagonal()`` keeps a full n x n raw of which it reads
+the diagonal; a packed diagonal would make the count n r + n.) The data come
 from a true low-rank-plus-diagonal covariance, so the fit can be compared with the truth, and
 with a full ``PositiveDefinite`` fit (which overfits when samples are few).
 
@@ -84,7 +86,7 @@ def main(argv=None) -> None:
 class LowRankPlusDiagonal:
     """``F Fᵀ + D`` from the raw ``(F, d)``: the two structures' images added, for training.
 
-    Only ``init`` and ``apply``; see the module docstring for why this is not an ``fs.Sum``.
+    Only ``init`` and ``apply``: the module docstring says why this is not an ``fs.Sum``.
     """
 
     def __init__(self, rank: int) -> None:
