@@ -43,7 +43,9 @@ def test_the_structures_whose_inverse_projects_are_the_ones_the_readme_lists():
     import functional_struct as fs
 
     text = " ".join(README.read_text().split())
-    listed = re.search(r"for the structures whose `inverse_outside` is `\"project\"` \((.*?)\)", text).group(1)
+    listed = re.search(
+        r"for the structures whose `inverse_outside` is `\"project\"` \((.*?)\)", text
+    ).group(1)
     named = set(re.findall(r"`(\w+)`", listed))
     classes = {
         name

@@ -254,3 +254,30 @@ def test_check_laws_keeps_to_max_magnitude():
     testing.check_laws(FailsAtOne(), (3, 3), laws=["membership"], max_magnitude=0.5)
     with pytest.raises(testing.LawError, match="law 'membership' broke"):
         testing.check_laws(FailsAtOne(), (3, 3), laws=["membership"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ArithmeticOnLength(fs.UpperTriangular):
+    """Finds the packed side by arithmetic on the raw's length, which under dynamic shapes is a
+    symbol: inductor then fails to bound the resulting expression (packed forms did this)."""
+
+    def _side(self, packed):
+        length = packed.shape[-1]
+        lo, hi = 1, length + 2
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if mid * (mid + 1) // 2 < length:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+
+def test_the_compile_law_compiles_with_dynamic_shapes():
+    broken, parent = ArithmeticOnLength(packed=True), fs.UpperTriangular(packed=True)
+    gen = torch.Generator().manual_seed(0)
+    raw, other = parent.init((2, 3, 3), generator=gen), parent.init((3, 5, 5), generator=gen)
+    testing.check_compile(broken, raw, jacobian=False)  # static shapes: fine
+    with pytest.raises(testing.LawError, match=r"law 'compile' broke .*dynamic=True"):
+        testing.check_compile(broken, raw, jacobian=False, other=other)
+    testing.check_compile(parent, raw, jacobian=False, other=other)
