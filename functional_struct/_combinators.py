@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
-import optree
 import torch
 from torch import Tensor
 
@@ -207,6 +207,15 @@ def _check_chain(structures: tuple[AbstractStructure, ...]) -> None:
         )
 
 
+def _tensors(raw: Any) -> Iterator[Tensor]:
+    """The tensors of a raw: one, or those of a (nested) tuple of raws."""
+    if isinstance(raw, tuple):
+        for part in raw:
+            yield from _tensors(part)
+    else:
+        yield raw
+
+
 def _is_frozen_sum(structures: tuple[AbstractStructure, ...]) -> bool:
     return any(isinstance(part, Frozen) for part in structures)
 
@@ -306,7 +315,7 @@ class Sum(_Composite):
                 part._check_raw(part_raw, method)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"{self!r}.{method}: raw part {i}: {error}") from None
-        leaves = optree.tree_leaves(raw, namespace="torch")
+        leaves = list(_tensors(raw))
         for attribute, cls in (("dtype", TypeError), ("device", ValueError)):
             if len({getattr(leaf, attribute) for leaf in leaves}) > 1:
                 got = ", ".join(str(getattr(leaf, attribute)) for leaf in leaves)

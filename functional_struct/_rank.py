@@ -310,6 +310,9 @@ class Invertible(AbstractStructure):
 
     floor: float = 1e-6
     relative_floor: float = 1e-3
+    _stretch: PositiveDefinite = dataclasses.field(
+        init=False, repr=False, compare=False, hash=False
+    )
 
     dtypes = LINALG_DTYPES
     square = True
@@ -320,6 +323,11 @@ class Invertible(AbstractStructure):
         # Built once here, not per call: under torch.compile(dynamic=True) the floors are
         # symbolic floats, which PositiveDefinite's own checks cannot take.
         object.__setattr__(self, "_stretch", PositiveDefinite(self.floor, self.relative_floor))
+
+    def __setstate__(self, state: dict) -> None:
+        # Pickles written before ``_stretch`` existed restore only the two floors.
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
         return _square_pair(raw)

@@ -51,3 +51,16 @@ def test_different_options_are_different_values():
     assert fs.UpperTriangular() != fs.UpperTriangular(1)
     assert fs.UpperTriangular() != fs.LowerTriangular()
     assert len({fs.Diagonal(), fs.Diagonal(), fs.Diagonal(packed=True)}) == 2
+
+
+def test_an_invertible_pickled_by_the_previous_version_loads_and_applies():
+    """Written by the version before Invertible kept a PositiveDefinite of its own."""
+    old = (
+        b"\x80\x04\x95]\x00\x00\x00\x00\x00\x00\x00\x8c\x17functional_struct._rank\x94\x8c\n"
+        b"Invertible\x94\x93\x94)\x81\x94}\x94(\x8c\x05floor\x94G?\x1a6\xe2\xeb\x1cC-\x8c\x0e"
+        b"relative_floor\x94G?PbM\xd2\xf1\xa9\xfcub."
+    )
+    s = pickle.loads(old)
+    assert s == fs.Invertible(floor=1e-4)
+    raw = fs.Invertible(floor=1e-4).init((2, 3, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s.apply(raw), fs.Invertible(floor=1e-4).apply(raw))
