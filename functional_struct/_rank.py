@@ -345,7 +345,10 @@ class Invertible(AbstractStructure):
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         s = _guards.svdvals(value)
         shift = self._stretch._shift_from_value(torch.diag_embed(s))
-        return s[..., -1] >= 0.5 * shift
+        # Within tolerance of the floor, but never below half of it: an absolute tolerance
+        # larger than the floor would otherwise accept singular matrices.
+        below = torch.clamp(atol + rtol * s[..., 0], max=0.5 * shift)
+        return s[..., -1] >= shift - below
 
     def _project(self, value: Tensor) -> Tensor:
         q, p = _polar(value)

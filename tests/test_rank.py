@@ -298,3 +298,17 @@ def test_special_linear_rejects_tiny_and_singular_matrices():
         assert all(torch.isnan(part).all() for part in s.inverse(value))
     member = s.apply(s.init((5, 6, 6), generator=torch.Generator().manual_seed(3)))
     assert s.contains(member).all()
+
+
+def test_invertible_contains_only_what_project_leaves_in_place():
+    """contains accepted singular values down to half the floor, where project lifts them:
+    this float32 3 x 3 matrix was 'in the set' and moved by 2.3e-4 (found by the thorough
+    hypothesis profile through the outside law's fixed-point check)."""
+    from functional_struct import testing
+
+    s = fs.Invertible()
+    value = testing._fill(torch.empty(3, 3, 3), "normal", 1.0, torch.Generator().manual_seed(13718))
+    inside = s.contains(value)
+    moved = (s.project(value) - value).abs().amax((-2, -1))
+    assert (moved[inside] <= 1e-4 * value.abs().amax((-2, -1))[inside].clamp_min(1)).all()
+    assert not s.contains(torch.zeros(3, 3))
