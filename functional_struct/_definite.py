@@ -17,6 +17,7 @@ from ._structure import (
     AbstractStructure,
     add_to_diagonal,
     close,
+    default_tolerances,
     eye_like,
     largest_entry_signs,
 )
@@ -40,16 +41,18 @@ def _factor_raw(
     return torch.tril(noise, -1) + torch.diag_embed(one.expand(shape[:-1]))
 
 
-def _boundary_cholesky(gram: Tensor, value: Tensor) -> Tensor:
+def _boundary_cholesky(gram: Tensor, value: Tensor, margin: Tensor | float = 0.0) -> Tensor:
     """Cholesky factor of the Gram part ``gram`` that ``inverse`` recovers from ``value``.
 
     A member on the boundary of its set (a singular factor, so ``gram`` only semi-definite in
-    floating point) is retried with a jitter of a few ulps of ``value``'s scale; a non-member
-    gets NaN, never a silent answer. ``cholesky_ex`` never raises, also under ``vmap``.
+    floating point, or up to ``margin`` below it, as far as ``contains`` accepts) is retried
+    with a jitter of ``margin`` plus a few ulps of ``value``'s scale; a non-member gets NaN,
+    never a silent answer. ``cholesky_ex`` never raises, also under ``vmap``.
     """
     factor, info = torch.linalg.cholesky_ex(gram)
     eps = torch.finfo(value.dtype).eps
     jitter = 8 * eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+    jitter = jitter + margin
     jittered, info_jittered = torch.linalg.cholesky_ex(add_to_diagonal(gram, jitter))
     ok = (info == 0)[..., None, None]
     factor = torch.where(ok, factor, jittered)
@@ -160,34 +163,47 @@ class PositiveDefinite(AbstractStructure):
         return factor @ factor.mT + shift * eye_like(factor)
 
     def _inverse(self, value: Tensor) -> Tensor:
-        gram = add_to_diagonal(value, -self._shift_from_value(value))
+        shift = self._shift_from_value(value)
+        gram = add_to_diagonal(value, -shift)
+        margin = self._margin(value, shift, *default_tolerances(value.dtype))
         if self.method == "expm":
-            return torch.tril(self._log_base(gram, value))
-        factor = _boundary_cholesky(gram, value)
+            return torch.tril(self._log_base(gram, value, margin))
+        factor = _boundary_cholesky(gram, value, margin)
         diag = inverse_softplus(factor.diagonal(dim1=-2, dim2=-1))
         return torch.tril(factor, -1) + torch.diag_embed(diag)
 
     @staticmethod
-    def _log_base(gram: Tensor, value: Tensor) -> Tensor:
+    def _log_base(gram: Tensor, value: Tensor, margin: Tensor) -> Tensor:
         """The symmetric logarithm of ``gram = A - tI`` (method ``"expm"``), by ``eigh``.
 
         Eigenvalues of the base below the rounding of ``A`` (a few ulps of its largest
-        diagonal entry; ``exp(S)`` of a wide spectrum puts them there) are raised to that
-        level, as ``_boundary_cholesky`` does; clearly negative ones (non-members) give NaN.
+        diagonal entry; ``exp(S)`` of a wide spectrum puts them there), or up to ``margin``
+        below zero (as far as ``contains`` accepts), are raised to that level, as
+        ``_boundary_cholesky`` does; clearly negative ones (non-members) give NaN.
         """
         eigenvalues, vectors = _guards.eigh(gram)
         eps = torch.finfo(value.dtype).eps
         level = eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
         level = level.unsqueeze(-1).clamp_min(torch.finfo(value.dtype).tiny)
-        logs = torch.where(eigenvalues >= -8 * level, eigenvalues.clamp_min(level).log(), math.nan)
+        lowest = -8 * level - margin.unsqueeze(-1)
+        logs = torch.where(eigenvalues >= lowest, eigenvalues.clamp_min(level).log(), math.nan)
         return (vectors * logs.unsqueeze(-2)) @ vectors.mT
+
+    @staticmethod
+    def _margin(value: Tensor, shift: Tensor, atol: float, rtol: float) -> Tensor:
+        """How far below the floor ``t`` an eigenvalue of a member may sit.
+
+        Rounding in ``apply`` itself can take the smallest one a little below ``t``, never
+        below ``t / 2``; and never further than the tolerance.
+        """
+        scale = value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+        return torch.minimum(0.5 * shift, atol + rtol * scale)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)
-        # The floor must hold with a margin of half of it: rounding in apply itself can take
-        # the smallest eigenvalue a little below t, never below t / 2.
-        half = add_to_diagonal(value, -0.5 * self._shift_from_value(value))
-        return symmetric & (torch.linalg.cholesky_ex(half).info == 0)
+        shift = self._shift_from_value(value)
+        lowest = add_to_diagonal(value, self._margin(value, shift, atol, rtol) - shift)
+        return symmetric & (torch.linalg.cholesky_ex(lowest).info == 0)
 
     def _project(self, value: Tensor) -> Tensor:
         eigenvalues, vectors = _guards.eigh(value)

@@ -219,3 +219,16 @@ def test_semidefinite_zero_is_a_saddle_as_documented():
     w = torch.randn(4, 4, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
     (s.apply(raw) * w).sum().backward()
     assert (raw.grad == 0).all()
+
+
+def test_what_contains_accepts_just_below_the_floor_inverts_to_within_tolerance():
+    """contains accepts an eigenvalue a little below the floor (apply's own rounding); inverse
+    gave NaN there: this 1 x 1 float32 value of 8.3e-7 (floor 1e-6) was found by the thorough
+    hypothesis profile through the outside law."""
+    value = torch.tensor([[8.2711e-07]])
+    for method in ("cholesky", "expm"):
+        s = fs.PositiveDefinite(method=method)
+        assert s.contains(value)
+        torch.testing.assert_close(s.apply(s.inverse(value)), value, atol=1e-6, rtol=0)
+        assert not s.contains(torch.tensor([[4e-7]]))
+    assert torch.isnan(fs.PositiveDefinite().inverse(torch.tensor([[-1e-3]]))).all()
