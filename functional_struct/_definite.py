@@ -45,18 +45,23 @@ def _boundary_cholesky(gram: Tensor, value: Tensor, margin: Tensor | float = 0.0
     """Cholesky factor of the Gram part ``gram`` that ``inverse`` recovers from ``value``.
 
     A member on the boundary of its set (a singular factor, so ``gram`` only semi-definite in
-    floating point, or up to ``margin`` below it, as far as ``contains`` accepts) is retried
-    with a jitter of ``margin`` plus a few ulps of ``value``'s scale; a non-member gets NaN,
-    never a silent answer. ``cholesky_ex`` never raises, also under ``vmap``.
+    floating point) is retried with a jitter of a few ulps of ``value``'s scale. One whose
+    smallest eigenvalue sits up to ``margin`` below zero (as far as ``contains`` accepts) is
+    lifted by exactly that much plus the jitter. Anything else (a non-member) gets NaN, never a
+    silent answer. ``cholesky_ex`` never raises, also under ``vmap``.
     """
     factor, info = torch.linalg.cholesky_ex(gram)
     eps = torch.finfo(value.dtype).eps
     jitter = 8 * eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
-    jitter = jitter + margin
     jittered, info_jittered = torch.linalg.cholesky_ex(add_to_diagonal(gram, jitter))
+    below = -_guards.eigvalsh(gram)[..., 0]
+    lift = torch.where(below <= margin, below.clamp_min(0), math.nan)
+    lifted, info_lifted = torch.linalg.cholesky_ex(add_to_diagonal(gram, lift + 2 * jitter))
     ok = (info == 0)[..., None, None]
-    factor = torch.where(ok, factor, jittered)
-    return torch.where(ok | (info_jittered == 0)[..., None, None], factor, math.nan)
+    ok_jittered = (info_jittered == 0)[..., None, None]
+    factor = torch.where(ok, factor, torch.where(ok_jittered, jittered, lifted))
+    ok_lifted = (info_lifted == 0)[..., None, None] & torch.isfinite(lift)[..., None, None]
+    return torch.where(ok | ok_jittered | ok_lifted, factor, math.nan)
 
 
 @dataclasses.dataclass(frozen=True)
