@@ -19,6 +19,7 @@ from ._structure import (
     close,
     default_tolerances,
     eye_like,
+    floor_margin,
     largest_entry_signs,
 )
 
@@ -196,13 +197,8 @@ class PositiveDefinite(AbstractStructure):
 
     @staticmethod
     def _margin(value: Tensor, shift: Tensor, atol: float, rtol: float) -> Tensor:
-        """How far below the floor ``t`` an eigenvalue of a member may sit.
-
-        Rounding in ``apply`` itself can take the smallest one a little below ``t``, never
-        below ``t / 2``; and never further than the tolerance.
-        """
-        scale = value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
-        return torch.minimum(0.5 * shift, atol + rtol * scale)
+        """:func:`floor_margin` at the scale of ``value``'s largest diagonal entry."""
+        return floor_margin(shift, value.diagonal(dim1=-2, dim2=-1).abs().amax(-1), atol, rtol)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)

@@ -25,7 +25,13 @@ from ._orthogonal import (
     flip_smallest_where_reflection,
     haar_orthogonal,
 )
-from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero, largest_entry_signs
+from ._structure import (
+    LINALG_DTYPES,
+    AbstractStructure,
+    finite_or_zero,
+    floor_margin,
+    largest_entry_signs,
+)
 
 __all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
 
@@ -255,8 +261,8 @@ class FixedRank(AbstractStructure):
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         s = _guards.svdvals(value)
         r = self.rank
-        # Like PositiveDefinite: the floor must hold with a margin of half of it.
-        floor_holds = s[..., r - 1] >= 0.5 * self._shift_from_sigma(s[..., :r])[..., 0]
+        shift = self._shift_from_sigma(s[..., :r])[..., 0]
+        floor_holds = s[..., r - 1] >= shift - floor_margin(shift, s[..., 0], atol, rtol)
         return floor_holds & _tail_is_small(s, r, atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
@@ -345,10 +351,7 @@ class Invertible(AbstractStructure):
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         s = _guards.svdvals(value)
         shift = self._stretch._shift_from_value(torch.diag_embed(s))
-        # Within tolerance of the floor, but never below half of it: an absolute tolerance
-        # larger than the floor would otherwise accept singular matrices.
-        below = torch.clamp(atol + rtol * s[..., 0], max=0.5 * shift)
-        return s[..., -1] >= shift - below
+        return s[..., -1] >= shift - floor_margin(shift, s[..., 0], atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
         q, p = _polar(value)

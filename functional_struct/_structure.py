@@ -22,6 +22,7 @@ __all__ = [
     "default_tolerances",
     "eye_like",
     "finite_or_zero",
+    "floor_margin",
     "nan_where_not",
     "largest_entry_signs",
 ]
@@ -392,6 +393,16 @@ def largest_entry_signs(vectors: Tensor) -> Tensor:
     """
     top = vectors.gather(-2, vectors.abs().argmax(-2, keepdim=True))
     return torch.where(top < 0, -1.0, 1.0).to(vectors.dtype)
+
+
+def floor_margin(shift: Tensor, scale: Tensor, atol: float, rtol: float) -> Tensor:
+    """How far below a floor ``shift`` a member's smallest eigen- or singular value may sit.
+
+    Rounding in ``apply`` can take it a little below the floor, never below half of it; and a
+    ``contains`` that allowed more than the tolerance (``atol + rtol * scale``, ``scale`` the
+    largest value) would accept matrices that ``project`` then moves. Both bounds hold.
+    """
+    return torch.minimum(0.5 * shift, atol + rtol * scale)
 
 
 def nan_where_not(keep: Tensor, raw: Any) -> Any:

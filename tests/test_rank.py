@@ -312,3 +312,21 @@ def test_invertible_contains_only_what_project_leaves_in_place():
     moved = (s.project(value) - value).abs().amax((-2, -1))
     assert (moved[inside] <= 1e-4 * value.abs().amax((-2, -1))[inside].clamp_min(1)).all()
     assert not s.contains(torch.zeros(3, 3))
+
+
+def test_fixed_rank_contains_only_what_project_moves_within_tolerance():
+    """Like Invertible's: contains accepted an r-th singular value down to half the floor,
+    which project lifts back to it (1.18x the tolerance on this draw before the fix)."""
+    s = fs.FixedRank(2)
+    gen = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for _ in range(30):
+        u, sv, vh = torch.linalg.svd(torch.randn(8, 4, 3, generator=gen), full_matrices=False)
+        sv[:, 1] = sv[:, 0] * torch.rand(8, generator=gen) * 2e-3  # near the relative floor
+        sv[:, 2] = 0
+        value = (u * sv.unsqueeze(-2)) @ vh
+        inside = s.contains(value)
+        moved = (s.project(value) - value).abs().amax((-2, -1)) / (1e-4 + 1e-4 * sv[:, 0])
+        if inside.any():
+            worst = max(worst, moved[inside].max().item())
+    assert worst <= 1.0
