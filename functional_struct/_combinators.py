@@ -315,13 +315,9 @@ class Sum(_Composite):
                 part._check_raw(part_raw, method)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"{self!r}.{method}: raw part {i}: {error}") from None
-        leaves = list(_tensors(raw))
-        for attribute, cls in (("dtype", TypeError), ("device", ValueError)):
-            if len({getattr(leaf, attribute) for leaf in leaves}) > 1:
-                got = ", ".join(str(getattr(leaf, attribute)) for leaf in leaves)
-                raise self._fail(
-                    method, f"the parts' raws must share one {attribute}, got {got}.", cls
-                )
+        self._check_one_dtype_and_device(
+            method, "the parts' raws", [("", t) for t in _tensors(raw)]
+        )
 
     def _apply(self, raw: tuple[Any, ...]) -> Tensor:
         values = [part._apply(r) for part, r in zip(self.structures, raw, strict=True)]

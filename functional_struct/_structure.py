@@ -128,11 +128,12 @@ class AbstractStructure(abc.ABC):
         """
         self._check_value(value, "inverse", "value")
         finite = self._all_core(torch.isfinite(value))
-        raw = self._inverse(finite_or_zero(value))
+        safe = finite_or_zero(value)
+        raw = self._inverse(safe)
         if self.inverse_outside == "project":
             return nan_where_not(finite, raw)
         atol, rtol = default_tolerances(value.dtype)
-        keep = self._contains(finite_or_zero(value), atol, rtol) & finite
+        keep = self._contains(safe, atol, rtol) & finite
         return nan_where_not(keep, raw)
 
     def contains(
@@ -339,12 +340,7 @@ class AbstractStructure(abc.ABC):
             )
         for name, part in zip(names, raw, strict=True):
             self._check_raw_part(name, part, method)
-        for attribute, cls in (("dtype", TypeError), ("device", ValueError)):
-            if len({getattr(part, attribute) for part in raw}) > 1:
-                got = ", ".join(
-                    f"{n} {getattr(p, attribute)}" for n, p in zip(names, raw, strict=True)
-                )
-                raise self._fail(method, f"raw parts must share one {attribute}, got {got}.", cls)
+        self._check_one_dtype_and_device(method, "raw parts", list(zip(names, raw, strict=True)))
         problem = self._check_raw_shapes(raw)
         if problem is not None:
             shapes = ", ".join(
@@ -353,6 +349,15 @@ class AbstractStructure(abc.ABC):
                 if isinstance(p, Tensor)
             )
             raise self._fail(method, f"raw {problem}, got {shapes}.")
+
+    def _check_one_dtype_and_device(
+        self, method: str, what: str, labelled: list[tuple[str, Tensor]]
+    ) -> None:
+        """Raise if the ``(label, tensor)`` pairs of one raw mix dtypes or devices."""
+        for attribute, cls in (("dtype", TypeError), ("device", ValueError)):
+            if len({getattr(t, attribute) for _, t in labelled}) > 1:
+                got = ", ".join(f"{label} {getattr(t, attribute)}".strip() for label, t in labelled)
+                raise self._fail(method, f"{what} must share one {attribute}, got {got}.", cls)
 
     def _check_raw_part(self, name: str, part: Any, method: str) -> None:
         """Check one part of a factored raw (a tensor of an accepted dtype, by default)."""
