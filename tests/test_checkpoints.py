@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+from pathlib import Path
 
 import optree
 import pytest
@@ -64,3 +65,26 @@ def test_an_invertible_pickled_by_the_previous_version_loads_and_applies():
     assert s == fs.Invertible(floor=1e-4)
     raw = fs.Invertible(floor=1e-4).init((2, 3, 3), generator=torch.Generator().manual_seed(0))
     assert torch.equal(s.apply(raw), fs.Invertible(floor=1e-4).apply(raw))
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_checkpoints_written_by_version_0_1_0_load_and_apply_the_same():
+    """Files written by functional_struct 0.1.0 (commit 154cadc), for every catalog entry: the
+    pickled structures and trees, and a float64 raw tree with its image saved by torch.save."""
+    with open(DATA / "structures_0_1_0.pkl", "rb") as f:
+        saved = pickle.load(f)
+    weights = torch.load(DATA / "checkpoint_0_1_0.pt", weights_only=True)
+    assert len(saved) == len(weights) >= 50
+    catalog = {repr(e.structure): e.structure for e in testing.CATALOG}
+    for name, structure, tree in saved:
+        assert repr(structure) == name
+        if name in catalog:
+            assert structure == catalog[name] and hash(structure) == hash(catalog[name])
+        assert tree == fs.structure({"layer.weight": structure})
+        raw, value = weights[name]["raw"], weights[name]["value"]
+        again = tree.apply(raw)
+        assert again.keys() == value.keys()
+        torch.testing.assert_close(again["layer.weight"], value["layer.weight"], atol=1e-12, rtol=1e-12)
+        assert torch.equal(again["layer.bias"], value["layer.bias"])
