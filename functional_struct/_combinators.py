@@ -3,50 +3,87 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._linear import AbstractLinear
 from ._rank import LowRank
-from ._structure import AbstractStructure
+from ._rawform import RawShape, is_factored, leaves, map_raw
+from ._structure import AbstractStructure, raw_form_of
 from ._subspaces import Circulant, Hankel, Symmetric, Toeplitz
-from ._tree import _broadcast_copy
 from ._triangular import _AbstractBand, _AbstractFixedMask
 
 __all__ = ["Chain", "Frozen", "Sum"]
 
 
-class _Composite(AbstractStructure):
+class _Composite(AbstractStructure[Any]):
     """What a structure made of parts (``structures``) shares: its core, dtypes and shape checks.
 
     The core has as many dims as the largest part's, the dtypes are those every part accepts,
-    it is square if any part is, and a core shape must suit every part.
+    it is square if any part is, and a core shape must suit every part. A part with fewer core
+    dims (an elementwise one) sees the composite's extra core dims as batch dims of its raw.
     """
 
-    structures: tuple[AbstractStructure, ...]
+    structures: tuple[AbstractStructure[Any], ...]
 
     @property
-    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
+    def core_ndim(self) -> int:  # noqa: D102 - documented on the base
         return max(part.core_ndim for part in self.structures)
 
     @property
-    def dtypes(self) -> tuple[torch.dtype, ...]:  # type: ignore[override]  # noqa: D102
+    def dtypes(self) -> tuple[torch.dtype, ...]:  # noqa: D102 - documented on the base
         common = set.intersection(*(set(part.dtypes) for part in self.structures))
         return tuple(d for d in self.structures[0].dtypes if d in common)
 
     @property
-    def square(self) -> bool:  # type: ignore[override]  # noqa: D102
+    def square(self) -> bool:  # noqa: D102 - documented on the base
         return any(part.square for part in self.structures)
 
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
+    def _part_raw_shape(self, part: AbstractStructure[Any], shape: tuple[int, ...]) -> RawShape:
+        """``part``'s raw shape for a value of the composite's core ``shape``."""
+        cut = len(shape) - part.core_ndim
+        return _prepend(tuple(shape[:cut]), part.raw_shape(tuple(shape[cut:])))
+
+    def _part_value_shape(self, part: AbstractStructure[Any], raw_shape: RawShape) -> torch.Size:
+        """The composite's core value shape that ``part``'s raw of shape ``raw_shape`` gives."""
+        extra = self.core_ndim - part.core_ndim
+        # Compared pairwise, never collected in a set: hashing sizes would make a dynamic-shape
+        # compile specialize on each one.
+        heads = [tuple(leaf[:extra]) for leaf in leaves(raw_shape)]
+        if any(head != heads[0] for head in heads[1:]):
+            raise ValueError(f"({type(part).__name__}) raw parts disagree in their leading dims")
+        stripped = _map_form(lambda leaf: torch.Size(leaf[extra:]), raw_shape)
+        try:
+            value = part.value_shape(stripped)
+        except ValueError as problem:
+            raise ValueError(f"({type(part).__name__}) {problem}") from None
+        return torch.Size((*heads[0], *value))
+
+    def _check_parts_accept(self, value: torch.Size) -> None:
+        """Raise a ValueError naming the first part that cannot hold a value of core ``value``."""
         for part in self.structures:
-            problem = part._check_core_shape(core[len(core) - part.core_ndim :])
-            if problem is not None:
-                return f"({type(part).__name__}) {problem}"
-        return None
+            core = tuple(value[len(value) - part.core_ndim :])
+            if part.square and core[-1] != core[-2]:
+                raise ValueError(f"({type(part).__name__}) needs a square matrix")
+            try:
+                back = part.value_shape(part.raw_shape(core))
+            except ValueError as problem:
+                raise ValueError(f"({type(part).__name__}) {problem}") from None
+            if tuple(back) != core:
+                raise ValueError(f"({type(part).__name__}) cannot have core shape {core}")
+
+
+def _prepend(head: tuple[int, ...], form: RawShape) -> RawShape:
+    return _map_form(lambda leaf: torch.Size((*head, *leaf)), form)
+
+
+def _map_form(fn: Any, form: RawShape) -> RawShape:
+    """``fn`` on every shape of a raw form, keeping its nesting (and the names of its parts)."""
+    if isinstance(form, torch.Size):
+        return fn(form)
+    parts = [_map_form(fn, part) for part in form]
+    return type(form)(*parts) if hasattr(form, "_fields") else tuple(parts)
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -98,38 +135,27 @@ class Chain(_Composite):
     def __repr__(self) -> str:
         return f"Chain({', '.join(map(repr, self.structures))})"
 
-    @property
-    def raw_names(self) -> tuple[str, ...] | None:  # type: ignore[override]  # noqa: D102
-        return self.structures[0].raw_names
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """The first part's raw."""
+        return self._part_raw_shape(self.structures[0], shape)
 
-    def _check_raw(self, raw: Any, method: str) -> None:
-        if self.structures[0].raw_names is not None:  # factored: the first part's raw
-            self.structures[0]._check_raw(raw, method)
-        else:
-            super()._check_raw(raw, method)
-
-    @property
-    def raw_core_ndim(self) -> int:  # noqa: D102 - documented on the base
-        first = self.structures[0]
-        if first.raw_core_ndim != first.core_ndim:  # packed: later parts see first's output
-            return first.raw_core_ndim
-        return max(part.core_ndim for part in self.structures)
-
-    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
-        first = self.structures[0]
-        if first.raw_core_ndim != first.core_ndim:
-            return first._check_raw_core_shape(core)
-        return self._check_core_shape(core)
-
-    def _apply(self, raw: Tensor) -> Tensor:
-        for part in self.structures:
-            raw = part.apply(raw)
-        return raw
-
-    def _inverse(self, value: Tensor) -> Tensor:
-        for part in reversed(self.structures):
-            value = part.inverse(value)
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """The first part's value shape, which every later part must accept."""
+        value = self._part_value_shape(self.structures[0], raw_shape)
+        self._check_parts_accept(value)
         return value
+
+    def _apply(self, raw: Any) -> Tensor:
+        value = self.structures[0].apply(raw)
+        for part in self.structures[1:]:
+            value = part.apply(value)
+        return value
+
+    def _inverse(self, value: Tensor) -> Any:
+        raw: Any = value
+        for part in reversed(self.structures):
+            raw = part.inverse(raw)
+        return raw
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         last = self.structures[-1].contains(value, atol, rtol)
@@ -143,13 +169,15 @@ class Chain(_Composite):
     def _project(self, value: Tensor) -> Tensor:
         return self._apply(self._inverse(self.structures[-1].project(value)))
 
-    def _init(self, shape, generator, dtype, device) -> Tensor:
+    def _init(self, shape, generator, dtype, device) -> Any:
         return self.structures[0].init(shape, generator=generator, dtype=dtype, device=device)
 
-    def _init_like(self, like: Tensor, batch_shape: tuple[int, ...], generator: Any) -> Any:
-        if isinstance(self.structures[0], Frozen):  # keep the value: the nearest member's raw
-            return self.raw_from(_broadcast_copy(like, batch_shape))
-        return super()._init_like(like, batch_shape, generator)
+    def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> Any:
+        """A chain that starts with ``Frozen`` keeps the value: the nearest member's raw."""
+        if isinstance(self.structures[0], Frozen):
+            self._check_value(value, "init_like", "value")
+            return self.raw_from(value)
+        return super().init_like(value, generator=generator)
 
 
 def _check_parts(owner: str, structures: tuple[Any, ...]) -> None:
@@ -174,15 +202,16 @@ def _check_chain(structures: tuple[AbstractStructure, ...]) -> None:
     for i, part in enumerate(structures[1:], start=1):
         name = type(part).__name__
         exact = [e for e in structures[:i] if e.inverse_outside != "project"]
+        probe = (3,) * part.core_ndim
         if exact:
             problem = (
                 f"({name}) follows {exact[0]!r}, whose inverse is NaN outside its set, so "
                 "project would give NaN for most values; a part before the last must be one "
                 "whose inverse projects (inverse_outside = 'project')"
             )
-        elif part.raw_names is not None:
+        elif is_factored(raw_form_of(part)):
             problem = f"is factored ({name} takes a tuple raw), but it receives a tensor"
-        elif part.raw_core_ndim != part.core_ndim:
+        elif part.raw_shape(probe) != probe:
             problem = f"is packed ({part!r}): only the first part may take a packed raw"
         elif part.core_ndim == 0:
             continue  # elementwise: its inverse is the one preimage
@@ -207,15 +236,6 @@ def _check_chain(structures: tuple[AbstractStructure, ...]) -> None:
         )
 
 
-def _tensors(raw: Any) -> Iterator[Tensor]:
-    """The tensors of a raw: one, or those of a (nested) tuple of raws."""
-    if isinstance(raw, tuple):
-        for part in raw:
-            yield from _tensors(part)
-    else:
-        yield raw
-
-
 def _is_frozen_sum(structures: tuple[AbstractStructure, ...]) -> bool:
     return any(isinstance(part, Frozen) for part in structures)
 
@@ -223,11 +243,11 @@ def _is_frozen_sum(structures: tuple[AbstractStructure, ...]) -> bool:
 def _check_sum(structures: tuple[AbstractStructure, ...]) -> None:
     if _is_frozen_sum(structures):
         return
-    odd = [part for part in structures if not isinstance(part, AbstractLinear)]
+    odd = [part for part in structures if not part.linear]
     if odd:
         raise ValueError(
             "Sum: can split (and so invert, project and decide membership) only parts that "
-            "are all linear subspaces (fs.AbstractLinear: masks, Symmetric, SkewSymmetric, "
+            "are all linear subspaces (masks, Symmetric, SkewSymmetric, "
             "Toeplitz, Hankel, Circulant), or sums with a Frozen() part (LoRA: the set is "
             f"everything), got non-linear {', '.join(map(repr, odd))}. A sum with a non-linear "
             "part cannot be split reliably (for LowRank plus a positive diagonal that is "
@@ -245,7 +265,7 @@ class Sum(_Composite):
     The raw is the tuple of the parts' raws (each part's own form). ``Sum`` accepts two kinds
     of parts, the ones whose sum it can split exactly (others raise a ``ValueError``):
 
-    - **linear subspaces** (``fs.AbstractLinear``: masks, ``Symmetric``, ``SkewSymmetric``,
+    - **linear subspaces** (structures whose ``linear`` is True: masks, ``Symmetric``, ``SkewSymmetric``,
       ``Toeplitz``, ``Hankel``, ``Circulant``, full or packed). The set is the sum of the
       subspaces; ``project`` is the orthogonal projection onto it, found by ``iterations``
       steps of conjugate gradients on the least-squares split (in float64; measured to
@@ -298,37 +318,23 @@ class Sum(_Composite):
         parts = ", ".join(map(repr, self.structures))
         return f"Sum({parts}, iterations={self.iterations})"
 
-    @property
-    def raw_names(self) -> tuple[str, ...]:  # type: ignore[override]  # noqa: D102
-        return tuple(f"{i} ({type(part).__name__})" for i, part in enumerate(self.structures))
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """The tuple of the parts' raws, one per part."""
+        return tuple(self._part_raw_shape(part, shape) for part in self.structures)
 
-    def _check_raw(self, raw: Any, method: str) -> None:
-        if not isinstance(raw, tuple) or len(raw) != len(self.structures):
-            got = f"a tuple of {len(raw)}" if isinstance(raw, tuple) else type(raw).__name__
-            raise self._fail(
-                method,
-                f"raw must be a tuple of {len(self.structures)} raws, one per part, got {got}.",
-                TypeError,
-            )
-        for i, (part, part_raw) in enumerate(zip(self.structures, raw, strict=True)):
-            try:
-                part._check_raw(part_raw, method)
-            except (ValueError, TypeError) as error:
-                raise type(error)(f"{self!r}.{method}: raw part {i}: {error}") from None
-        self._check_one_dtype_and_device(
-            method, "the parts' raws", [("", t) for t in _tensors(raw)]
-        )
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """The value shape every part's raw stands for (they must agree)."""
+        values = [
+            self._part_value_shape(part, form)
+            for part, form in zip(self.structures, raw_shape, strict=True)
+        ]
+        if any(v != values[0] for v in values[1:]):
+            got = ", ".join(str(tuple(v)) for v in values)
+            raise ValueError(f"parts' values must have one shape, got {got}")
+        return values[0]
 
     def _apply(self, raw: tuple[Any, ...]) -> Tensor:
         values = [part._apply(r) for part, r in zip(self.structures, raw, strict=True)]
-        # Compare dim by dim (not a set of shapes, which hashes every size and so made
-        # torch.compile(dynamic=True) specialize on, and recompile for, each shape).
-        first = values[0].shape
-        if any(len(v.shape) != len(first) for v in values) or any(
-            a != b for v in values[1:] for a, b in zip(v.shape, first, strict=True)
-        ):
-            got = ", ".join(str(tuple(v.shape)) for v in values)
-            raise self._fail("apply", f"the parts' values must have one shape, got {got}.")
         return sum(values[1:], values[0])
 
     # ------------------------------------------------------------------------ the split
@@ -418,15 +424,16 @@ class Sum(_Composite):
             for part in self.structures
         )
 
-    def _init_like(self, like: Tensor, batch_shape: tuple[int, ...], generator: Any) -> Any:
+    def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> Any:
+        """A Frozen sum keeps ``value``: the split of ``raw_from``, with ``LowRank``'s right
+        factor drawn at random (LoRA's start: one factor zero, the other random)."""
         if not _is_frozen_sum(self.structures):
-            return tuple(part._init_like(like, batch_shape, generator) for part in self.structures)
-        # A Frozen sum keeps the example's value: the split of raw_from, with LowRank's right
-        # factor drawn at random (LoRA's start: one factor zero, the other random).
-        raws = list(self._frozen_split(_broadcast_copy(like, batch_shape)))
+            return tuple(part.init_like(value, generator=generator) for part in self.structures)
+        self._check_value(value, "init_like", "value")
+        raws = list(self._frozen_split(value.detach()))
         for i, part in enumerate(self.structures):
             if isinstance(part, LowRank):
-                _, right = part._init_like(like, batch_shape, generator)
+                _, right = part.init_like(value, generator=generator)
                 raws[i] = (raws[i][0], right)
         return tuple(raws)
 
@@ -449,7 +456,8 @@ def _rest_raw(part: AbstractStructure, value: Tensor) -> Any:
         return left, right.expand(*batch, m, part.rank).clone()
     zero = torch.zeros(value.shape[value.dim() - part.core_ndim :], dtype=value.dtype)
     rest = part.inverse(part.project(zero.to(value.device)))
-    return _broadcast_copy(rest, tuple(value.shape[: value.dim() - part.core_ndim]))
+    batch = tuple(value.shape[: value.dim() - part.core_ndim])
+    return map_raw(lambda t: t.expand(*batch, *t.shape).clone(), rest)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,5 +492,7 @@ class Frozen(AbstractStructure):
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
-    def _init_like(self, like: Tensor, batch_shape: tuple[int, ...], generator: Any) -> Tensor:
-        return _broadcast_copy(like, batch_shape)
+    def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """A frozen parameter keeps its value: a detached copy of ``value``."""
+        self._check_value(value, "init_like", "value")
+        return value.detach().clone()

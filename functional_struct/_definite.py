@@ -12,6 +12,7 @@ from torch import Tensor
 from . import _guards
 from ._elementwise import inverse_softplus
 from ._expm import matrix_exp
+from ._rawform import RawShape
 from ._structure import (
     LINALG_DTYPES,
     AbstractStructure,
@@ -266,19 +267,24 @@ class PositiveSemidefinite(AbstractStructure):
         if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 1):
             raise ValueError(f"PositiveSemidefinite: rank must be None or an int >= 1, got {r!r}.")
 
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        if core[-1] != core[-2]:
-            return "needs a square matrix in its last two dims"
-        if self.rank is not None and self.rank > core[-1]:
-            return f"has rank {self.rank} > n"
-        return None
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """The factor ``F``: ``n x rank`` (``n x n`` without a rank)."""
+        if shape[-1] != shape[-2]:
+            raise ValueError("needs a square matrix in its last two dims")
+        return torch.Size([shape[-2], shape[-1] if self.rank is None else self.rank])
 
-    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """``n x n`` for an ``n x rank`` factor with ``n >= rank``."""
+        assert isinstance(raw_shape, torch.Size)
+        n, r = raw_shape
         if self.rank is None:
-            return self._check_core_shape(core)
-        if core[-1] != self.rank or core[-2] < self.rank:
-            return f"needs an n x {self.rank} factor (n >= {self.rank}) in its last two dims"
-        return None
+            if n != r:
+                raise ValueError("needs a square matrix in its last two dims")
+        elif r != self.rank or n < self.rank:
+            raise ValueError(
+                f"needs an n x {self.rank} factor with n >= {self.rank} (rank {self.rank} <= n)"
+            )
+        return torch.Size([n, n])
 
     def _apply(self, raw: Tensor) -> Tensor:
         return raw @ raw.mT

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import optree
 from torch import Tensor, nn
 
-from ._structure import AbstractStructure
+from ._rawform import is_factored, leaves, unflatten
+from ._structure import AbstractStructure, raw_form_of
 
 __all__ = ["StructureParametrization", "as_parametrization"]
 
@@ -30,7 +30,7 @@ class StructureParametrization(nn.Module):
       structure: the leaf structure.
     """
 
-    def __init__(self, structure: AbstractStructure) -> None:
+    def __init__(self, structure: AbstractStructure[Any]) -> None:
         super().__init__()
         if not isinstance(structure, AbstractStructure):
             raise TypeError(
@@ -38,28 +38,27 @@ class StructureParametrization(nn.Module):
                 f"got {type(structure).__name__}."
             )
         self.structure = structure
-        self._layout: Any = None  # of a factored raw, set by right_inverse
 
     def forward(self, *raw: Tensor) -> Tensor:
         """The structured weight."""
-        if self.structure.raw_names is None:
+        form = raw_form_of(self.structure)
+        if not is_factored(form):
             return self.structure.apply(raw[0])
-        return self.structure.apply(optree.tree_unflatten(self._layout, list(raw)))
+        return self.structure.apply(unflatten(form, list(raw)))
 
     def right_inverse(self, value: Tensor) -> Tensor | list[Tensor]:
         """The raw tensor (or flat list of tensors, if factored) of the member nearest ``value``."""
         raw = self.structure.raw_from(value)
-        if self.structure.raw_names is None:
+        if not is_factored(raw_form_of(self.structure)):
             return raw
-        leaves, self._layout = optree.tree_flatten(raw, namespace="torch")
-        return leaves
+        return list(leaves(raw))
 
     def extra_repr(self) -> str:
         """Show the structure in the module's repr."""
         return repr(self.structure)
 
 
-def as_parametrization(structure: AbstractStructure) -> StructureParametrization:
+def as_parametrization(structure: AbstractStructure[Any]) -> StructureParametrization:
     """Wrap a leaf structure for ``torch.nn.utils.parametrize.register_parametrization``.
 
     Args:

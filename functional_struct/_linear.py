@@ -16,6 +16,7 @@ boolean-mask assignment breaks compile), so packed forms never use either.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ._rawform import RawShape
 from ._structure import AbstractStructure, close
 
 __all__ = ["AbstractLinear", "Pattern", "band_size"]
@@ -135,49 +137,58 @@ class AbstractLinear(AbstractStructure):
 
     Subclasses give ``packed`` as a dataclass field and implement ``_size`` (coordinates of an
     ``n x n`` member), ``_size_formula`` (it in words, for errors) and ``_pattern``; they may
-    override ``_project_full`` with a faster direct formula.
+    override ``_project_full`` with a faster direct formula. This is an internal extension
+    point: ``Pattern`` is private, and so is this class.
     """
 
     packed: bool
     inverse_outside = "project"
+    linear = True
 
+    @property
+    def square(self) -> bool:  # noqa: D102 - documented on the base
+        return self.packed
+
+    @abc.abstractmethod
     def _size(self, n: int) -> int:
-        raise NotImplementedError
+        """How many free coordinates an ``n x n`` member has (its packed length)."""
 
-    _size_formula: str = "?"
+    @property
+    @abc.abstractmethod
+    def _size_formula(self) -> str:
+        """``_size`` in words, for error messages (``"n(n+1)/2"``)."""
 
+    @abc.abstractmethod
     def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
-        raise NotImplementedError
+        """Where each entry of an ``m x n`` member lives among the coordinates."""
 
     def _project_full(self, value: Tensor) -> Tensor:
         m, n = value.shape[-2:]
         return self._pattern(m, n, value.device).project(value)
 
-    # --------------------------------------------------------------------- packed raw shapes
-    @property
-    def raw_core_ndim(self) -> int:  # noqa: D102 - documented on the base
-        return 1 if self.packed else 2
-
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        if self.packed and core[-1] != core[-2]:
-            return "needs a square matrix in its last two dims (packed forms are square)"
-        if self.packed and self._size(core[-1]) == 0 and self._packed_zero_is_ambiguous():
-            return (
-                "has no free entries at this size, so its packed raw would be empty and could "
-                "not say which n it stands for; use packed=False"
-            )
-        return super()._check_core_shape(core)
-
-    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
+    # ------------------------------------------------------------------------ the raw form
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """The packed form takes the ``_size(n)`` free coordinates of an ``n x n`` member."""
         if not self.packed:
-            return self._check_core_shape(core)
-        if core[0] == 0 and self._packed_zero_is_ambiguous():
-            return "is packed, and an empty raw fits several n; use packed=False"
-        return square_side(core[0], self._size, self._size_formula)[1]
+            return torch.Size(shape)
+        if shape[-1] != shape[-2]:
+            raise ValueError("needs a square matrix in its last two dims (packed forms are square)")
+        return torch.Size([self._size(shape[-1])])
 
-    def _packed_zero_is_ambiguous(self) -> bool:
-        """Whether several sizes n have no free entries (sizes only grow with n)."""
-        return self._size(1) == 0 and self._size(2) == 0
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """``n x n`` for a packed length that fits ``n`` (an empty one fits several: refused)."""
+        assert isinstance(raw_shape, torch.Size)
+        if not self.packed:
+            return raw_shape
+        if self._size(1) == 0 and self._size(2) == 0 and raw_shape[0] == 0:
+            raise ValueError(
+                "is packed, and an empty raw fits several n (no free entries at these sizes); "
+                "use packed=False"
+            )
+        n, problem = square_side(raw_shape[0], self._size, self._size_formula)
+        if n is None:
+            raise ValueError(problem)
+        return torch.Size([n, n])
 
     def _side(self, packed: Tensor) -> int:
         side, _ = square_side(packed.shape[-1], self._size, self._size_formula)

@@ -28,7 +28,7 @@ class _AbstractAlongDim(AbstractStructure):
     dim: int
 
     @property
-    def core_ndim(self) -> int:  # type: ignore[override]  # noqa: D102 - documented on the base
+    def core_ndim(self) -> int:  # noqa: D102 - documented on the base
         return -self.dim
 
 

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from . import _guards
 from ._expm import matrix_exp
+from ._rawform import RawShape
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
 
 __all__ = ["Orthogonal", "SpecialOrthogonal"]
@@ -167,12 +168,16 @@ class Orthogonal(AbstractStructure):
                 f"got {self.method!r}."
             )
 
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        if core[-2] < core[-1]:
-            return "needs a square or tall matrix (rows >= columns; transpose a wide one)"
-        if self.method == "expm" and core[-2] != core[-1]:
-            return "with method 'expm' needs a square matrix (tall ones: 'cayley', 'householder')"
-        return None
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """Square or tall (rows >= columns); square only for ``method="expm"``."""
+        assert isinstance(raw_shape, torch.Size)
+        if raw_shape[-2] < raw_shape[-1]:
+            raise ValueError("needs a square or tall matrix (rows >= columns; transpose a wide one)")
+        if self.method == "expm" and raw_shape[-2] != raw_shape[-1]:
+            raise ValueError(
+                "with method 'expm' needs a square matrix (tall ones: 'cayley', 'householder')"
+            )
+        return raw_shape
 
     def _apply(self, raw: Tensor) -> Tensor:
         if self.method == "cayley":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from ._orthogonal import (
     flip_smallest_where_reflection,
     haar_orthogonal,
 )
+from ._rawform import RawShape
 from ._structure import (
     LINALG_DTYPES,
     AbstractStructure,
@@ -57,21 +59,36 @@ def _check_floors(owner: str, floor: object, relative_floor: object) -> None:
         )
 
 
-def _rank_problem(rank: int, core: tuple[int, ...]) -> str | None:
-    if rank > min(core[-2], core[-1]):
-        return f"has rank {rank} > min(rows, columns)"
-    return None
+class _Pair(NamedTuple):
+    """The raw form of ``LowRank``: its parts' core shapes, by name (for error messages)."""
+
+    left: torch.Size
+    right: torch.Size
 
 
-def _factor_shapes(left: Tensor, right: Tensor, rank: int) -> str | None:
-    """Why ``left`` (n x r) and ``right`` (m x r) are not a pair of rank-``rank`` factors."""
-    if left.dim() < 2 or right.dim() < 2:
-        return "parts need matrices in their last two dims"
-    if left.shape[-1] != rank or right.shape[-1] != rank:
-        return f"parts need {rank} columns each (left n x {rank}, right m x {rank})"
-    if left.shape[:-2] != right.shape[:-2]:
-        return "parts need the same batch dims"
-    return _rank_problem(rank, (left.shape[-2], right.shape[-2]))
+class _Triple(NamedTuple):
+    """The raw form of ``FixedRank``."""
+
+    left: torch.Size
+    singular: torch.Size
+    right: torch.Size
+
+
+class _Polar(NamedTuple):
+    """The raw form of ``Invertible`` and ``SpecialLinear``."""
+
+    orthogonal: torch.Size
+    stretch: torch.Size
+
+
+def _factored_value_shape(left: RawShape, right: RawShape, rank: int) -> torch.Size:
+    """``m x n`` for factors ``left`` (m x rank) and ``right`` (n x rank), or why not."""
+    assert isinstance(left, torch.Size) and isinstance(right, torch.Size)
+    if left[-1] != rank or right[-1] != rank:
+        raise ValueError(f"parts need {rank} columns each (left m x {rank}, right n x {rank})")
+    if rank > min(left[-2], right[-2]):
+        raise ValueError(f"has rank {rank} > min(rows, columns)")
+    return torch.Size([left[-2], right[-2]])
 
 
 def _tail_is_small(singular: Tensor, rank: int, atol: float, rtol: float) -> Tensor:
@@ -115,16 +132,18 @@ class LowRank(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     inverse_outside = "project"
-    raw_names = ("left", "right")
 
     def __post_init__(self) -> None:
         _check_rank("LowRank", self.rank)
 
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        return _rank_problem(self.rank, core)
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """``(left, right)``: ``m x rank`` and ``n x rank`` for an ``m x n`` value."""
+        return _Pair(torch.Size([shape[-2], self.rank]), torch.Size([shape[-1], self.rank]))
 
-    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
-        return _factor_shapes(*raw, self.rank)
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """``m x n`` for factors ``m x rank`` and ``n x rank``, ``rank <= min(m, n)``."""
+        left, right = raw_shape
+        return _factored_value_shape(left, right, self.rank)
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         left, right = raw
@@ -190,21 +209,24 @@ class FixedRank(AbstractStructure):
     relative_floor: float = 1e-3
 
     dtypes = LINALG_DTYPES
-    raw_names = ("left", "singular", "right")
 
     def __post_init__(self) -> None:
         _check_rank("FixedRank", self.rank)
         _check_floors("FixedRank", self.floor, self.relative_floor)
 
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        return _rank_problem(self.rank, core)
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """``(left, singular, right)``: ``m x rank``, ``rank`` and ``n x rank``."""
+        r = self.rank
+        return _Triple(torch.Size([shape[-2], r]), torch.Size([r]), torch.Size([shape[-1], r]))
 
-    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
-        left, singular, right = raw
-        problem = _factor_shapes(left, right, self.rank)
-        if problem is None and singular.shape != (*left.shape[:-2], self.rank):
-            problem = f"part 'singular' needs shape (..., {self.rank}) with the frames' batch dims"
-        return problem
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """``m x n`` for frames ``m x rank``, ``n x rank`` and ``rank`` singular values."""
+        left, singular, right = raw_shape
+        if tuple(singular) != (self.rank,):  # type: ignore[arg-type]
+            raise ValueError(
+                f"part 'singular' needs shape (..., {self.rank}) with the frames' batch dims"
+            )
+        return _factored_value_shape(left, right, self.rank)
 
     def _shift(self, softplus_mean: Tensor) -> Tensor:
         return self.floor + self.relative_floor * softplus_mean
@@ -322,7 +344,6 @@ class Invertible(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     square = True
-    raw_names = ("orthogonal", "stretch")
 
     def __post_init__(self) -> None:
         _check_floors("Invertible", self.floor, self.relative_floor)
@@ -335,8 +356,13 @@ class Invertible(AbstractStructure):
         self.__dict__.update(state)
         self.__post_init__()
 
-    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
-        return _square_pair(raw)
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """Two ``n x n`` raws: the orthogonal factor's and the stretch's."""
+        return _Polar(torch.Size(shape), torch.Size(shape))
+
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """``n x n`` for two ``n x n`` raws."""
+        return _square_pair(raw_shape)
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         orthogonal, stretch = raw
@@ -393,10 +419,14 @@ class SpecialLinear(AbstractStructure):
 
     dtypes = LINALG_DTYPES
     square = True
-    raw_names = ("rotation", "stretch")
 
-    def _check_raw_shapes(self, raw: tuple[Tensor, ...]) -> str | None:
-        return _square_pair(raw)
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """Two ``n x n`` raws: the orthogonal factor's and the stretch's."""
+        return _Polar(torch.Size(shape), torch.Size(shape))
+
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """``n x n`` for two ``n x n`` raws."""
+        return _square_pair(raw_shape)
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         rotation, stretch = raw
@@ -504,11 +534,13 @@ def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return u * sign, v * sign
 
 
-def _square_pair(raw: tuple[Tensor, ...]) -> str | None:
-    first, second = raw
-    if first.dim() < 2 or first.shape != second.shape or first.shape[-1] != first.shape[-2]:
-        return "parts need two square matrices of the same shape"
-    return None
+def _square_pair(raw_shape: RawShape) -> torch.Size:
+    """``n x n`` for two ``n x n`` raws, or why not."""
+    first, second = raw_shape
+    assert isinstance(first, torch.Size)
+    if first != second or first[-1] != first[-2]:
+        raise ValueError("parts need two square matrices of the same shape")
+    return first
 
 
 def _polar(value: Tensor) -> tuple[Tensor, Tensor]:

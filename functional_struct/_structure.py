@@ -8,15 +8,22 @@ Only shapes and dtypes are checked eagerly, here; value checks live in ``contain
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import Any, ClassVar
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor
 
+from ._rawform import Raw, RawShape, core_shapes, is_factored, leaves
+
 __all__ = [
+    "CAPABILITIES",
     "LINALG_DTYPES",
     "AbstractStructure",
+    "NotSupported",
+    "capability",
+    "raw_form_of",
     "add_to_diagonal",
     "close",
     "default_tolerances",
@@ -64,48 +71,165 @@ def default_tolerances(
     return (default_atol if atol is None else atol, default_rtol if rtol is None else rtol)
 
 
+R = TypeVar("R", bound=Raw)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-class AbstractStructure(abc.ABC):
+class NotSupported(NotImplementedError):
+    """A structure was asked for an optional capability it does not have.
+
+    The message names the structure and the capability; ``s.supports(name)`` asks first.
+    """
+
+
+def capability(name: str) -> Callable[[_F], _F]:
+    """Mark a method of :class:`AbstractStructure` as the default of an optional capability.
+
+    A structure has the capability when its class overrides the method (``s.supports(name)``);
+    the default either computes the answer densely or raises :class:`NotSupported`. Laws for
+    the capability register with ``fs.testing.register_law(..., capability=name)`` and
+    ``check_laws`` runs them exactly for the structures that support it.
+    """
+
+    def mark(method: _F) -> _F:
+        if name in CAPABILITIES:
+            raise ValueError(f"capability {name!r} is declared twice.")
+        CAPABILITIES[name] = method.__name__
+        method.__capability__ = name  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+CAPABILITIES: dict[str, str] = {}
+"""Every optional capability: its name, and the method of ``AbstractStructure`` that carries it."""
+
+
+class AbstractStructure(abc.ABC, Generic[R]):
     """A set of matrices, with pure maps between raw tensors and members of the set.
 
     Concrete structures are frozen dataclasses whose fields are hyperparameters, so they compare
-    equal, hash and pickle by value, and are safe to close over in ``vmap``/``torch.compile``.
+    equal, hash and pickle by value, and are safe to close over in ``vmap``/``torch.compile``
+    (a concrete class that is not one fails on its first instantiation, saying how to fix it).
     The trailing ``core_ndim`` dims of a tensor are the structure's; leading dims are batch.
+    ``R`` is the type of a raw: ``Tensor``, or a tuple of tensors for factored structures.
 
-    Subclasses implement ``_apply``, ``_inverse``, ``_contains``, ``_project`` and ``_init``
-    on tensors that have already passed the shape and dtype checks; the public methods run those
-    checks and turn bad input into a ``ValueError``/``TypeError`` that names the structure.
+    The extension contract: implement the abstract hooks ``_apply``, ``_inverse``,
+    ``_contains``, ``_project`` and ``_init`` on inputs that have already passed the shape and
+    dtype checks; set the class attributes ``core_ndim``, ``dtypes``, ``square`` and
+    ``inverse_outside`` where the defaults do not fit; and declare the raw form with
+    ``raw_shape`` (and its inverse ``value_shape``, which also says why a shape is refused)
+    when the raw is not one tensor of the value's shape. Everything else derives from those.
     """
 
-    core_ndim: ClassVar[int] = 2
-    """How many trailing dims belong to the structure (2 for matrices, 1 for vectors)."""
+    @property
+    def core_ndim(self) -> int:
+        """How many trailing dims belong to the structure (2 for matrices, 1 for vectors).
 
-    dtypes: ClassVar[tuple[torch.dtype, ...]] = _ALL_FLOAT_DTYPES
-    """The dtypes the structure accepts; linear-algebra structures accept float32/float64 only."""
+        Like the other class attributes below, a subclass sets it with ``core_ndim = 1`` in its
+        body, or overrides it with a property when it depends on hyperparameters.
+        """
+        return 2
 
-    square: ClassVar[bool] = False
-    """Whether the two trailing dims must be equal."""
+    @property
+    def dtypes(self) -> tuple[torch.dtype, ...]:
+        """The dtypes the structure accepts; linear-algebra structures take float32/float64."""
+        return _ALL_FLOAT_DTYPES
 
-    inverse_outside: ClassVar[str] = "nan"
-    """What ``inverse`` gives for a value outside the set. ``"nan"``: a NaN raw for that batch
-    element (the base class masks every element that ``contains`` rejects). ``"project"``: the
-    raw of ``project(value)``, so that ``apply(inverse(v)) ≈ project(v)`` for every finite ``v``
-    (the structure's ``_inverse`` guarantees it). Non-finite values give NaN either way."""
+    @property
+    def square(self) -> bool:
+        """Whether the two trailing dims of a value must be equal."""
+        return False
 
-    raw_names: ClassVar[tuple[str, ...] | None] = None
-    """For factored structures, whose raw is a tuple of tensors: the names of its parts (for
-    example ``("left", "right")`` for ``LowRank``). None: the raw is one tensor."""
+    @property
+    def inverse_outside(self) -> str:
+        """What ``inverse`` gives for a value outside the set.
+
+        ``"nan"``: a NaN raw for that batch element (the base class masks every element that
+        ``contains`` rejects). ``"project"``: the raw of ``project(value)``, so that
+        ``apply(inverse(v)) ≈ project(v)`` for every finite ``v`` (the structure's ``_inverse``
+        guarantees it). Non-finite values give NaN either way.
+        """
+        return "nan"
+
+    @property
+    def linear(self) -> bool:
+        """Whether the set is a linear subspace and ``_project`` the orthogonal projection onto
+        it (``Sum`` splits sums of such sets exactly)."""
+        return False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls not in _CHECKED_CLASSES:
+            params = cls.__dict__.get("__dataclass_params__")
+            if params is None or not params.frozen:
+                raise TypeError(
+                    f"{cls.__name__} must be a frozen dataclass: decorate it with "
+                    "@dataclasses.dataclass(frozen=True), so that it compares, hashes and "
+                    "pickles by its hyperparameters (a subclass needs the decorator too)."
+                )
+            _CHECKED_CLASSES.add(cls)
+        return super().__new__(cls)
+
+    # ----------------------------------------------------------------------------- raw form
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """The core shape of the raw for a value of core shape ``shape``.
+
+        A ``torch.Size`` for one tensor, or a (nested) tuple of them for a factored raw; batch
+        dims lead every tensor alike. It is shape arithmetic only and answers for every shape
+        of ``core_ndim`` sizes (``value_shape`` says which are refused). The default: one tensor
+        of the value's shape.
+
+        Example:
+          >>> fs.LowRank(2).raw_shape((5, 4))
+          _Pair(left=torch.Size([5, 2]), right=torch.Size([4, 2]))
+          >>> fs.UpperTriangular(packed=True).raw_shape((3, 3))
+          torch.Size([6])
+        """
+        return torch.Size(shape)
+
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """The core shape of the value a raw of core shape(s) ``raw_shape`` stands for.
+
+        The inverse of :meth:`raw_shape`; it raises a ``ValueError`` saying why when no value
+        of this structure has that raw (a packed length that fits no ``n``, a rank larger than
+        the matrix, a wide matrix for ``Orthogonal``, ...). A value shape ``s`` is accepted
+        exactly when ``value_shape(raw_shape(s)) == s``.
+        """
+        assert isinstance(raw_shape, torch.Size)  # the default raw is one tensor
+        if self.square and raw_shape[-1] != raw_shape[-2]:
+            raise ValueError("needs a square matrix in its last two dims")
+        return raw_shape
+
+    # --------------------------------------------------------------------------- capabilities
+    def supports(self, name: str) -> bool:
+        """Whether the structure has the optional capability ``name`` (see ``CAPABILITIES``).
+
+        Example:
+          >>> fs.Diagonal().supports("no such capability")
+          False
+        """
+        method = CAPABILITIES.get(name)
+        if method is None:
+            return False
+        return getattr(type(self), method) is not getattr(AbstractStructure, method)
+
+    def _unsupported(self, name: str) -> NotSupported:
+        """The error a capability's default raises: it names the structure and the capability."""
+        return NotSupported(
+            f"{self!r} does not support {name!r} (s.supports({name!r}) is False for it)."
+        )
 
     # ----------------------------------------------------------------------------- public API
-    def apply(self, raw: Tensor) -> Tensor:
+    def apply(self, raw: R) -> Tensor:
         """Map a raw, unconstrained tensor to a member of the set.
 
         Args:
           raw: a floating-point tensor of the raw shape (a tuple of them for factored
-            structures, see ``raw_names``); leading dims are batch dims.
+            structures, see ``raw_shape``); leading dims are batch dims.
 
         Returns:
           A tensor of the structured shape, with the dtype and device of ``raw``.
@@ -113,7 +237,7 @@ class AbstractStructure(abc.ABC):
         self._check_raw(raw, "apply")
         return self._apply(raw)
 
-    def inverse(self, value: Tensor) -> Tensor:
+    def inverse(self, value: Tensor) -> R:
         """A right inverse of ``apply``: ``apply(inverse(value)) ≈ value`` for members.
 
         For any other value the answer follows ``inverse_outside``: a NaN raw for that batch
@@ -169,7 +293,7 @@ class AbstractStructure(abc.ABC):
         finite = self._all_core(torch.isfinite(value))
         return nan_where_not(finite, self._project(finite_or_zero(value)))
 
-    def raw_from(self, value: Tensor) -> Tensor:
+    def raw_from(self, value: Tensor) -> R:
         """The raw tensor whose image is the member nearest to ``value``: start from a weight.
 
         ``inverse(project(value))``, detached: the one call that turns an existing (trained,
@@ -197,7 +321,7 @@ class AbstractStructure(abc.ABC):
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
-    ) -> Tensor:
+    ) -> R:
         """A random raw tensor whose image is a sensible random member of the set.
 
         Args:
@@ -217,18 +341,39 @@ class AbstractStructure(abc.ABC):
         self._check_dtype(dtype, "init")
         return self._init(shape, generator, dtype, torch.device(device))
 
+    def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> R:
+        """A raw to start training a parameter whose current value is ``value``.
+
+        By default a fresh :meth:`init` of ``value``'s shape, dtype and device: the value itself
+        is not used. Structures that keep a parameter's value (``Frozen``, chains that start
+        with it, LoRA sums) start from it instead. A structure tree's ``init`` calls this.
+
+        Args:
+          value: a tensor of the structured shape (batch dims included).
+          generator: the random generator to draw from.
+
+        Returns:
+          A raw tensor (a tuple of them for factored structures).
+        """
+        self._check_value(value, "init_like", "value")
+        return self.init(value.shape, generator=generator, dtype=value.dtype, device=value.device)
+
     # ------------------------------------------------------------------------ for subclasses
     @abc.abstractmethod
-    def _apply(self, raw: Tensor) -> Tensor: ...
+    def _apply(self, raw: R) -> Tensor:
+        """``apply`` on a raw that passed the checks."""
 
     @abc.abstractmethod
-    def _inverse(self, value: Tensor) -> Tensor: ...
+    def _inverse(self, value: Tensor) -> R:
+        """``inverse`` on a finite value; the base masks what the set's rule says to mask."""
 
     @abc.abstractmethod
-    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor: ...
+    def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
+        """``contains`` on a finite value (NaN/Inf entries are zeroed and answered False)."""
 
     @abc.abstractmethod
-    def _project(self, value: Tensor) -> Tensor: ...
+    def _project(self, value: Tensor) -> Tensor:
+        """``project`` on a finite value."""
 
     @abc.abstractmethod
     def _init(
@@ -237,36 +382,14 @@ class AbstractStructure(abc.ABC):
         generator: torch.Generator | None,
         dtype: torch.dtype,
         device: torch.device,
-    ) -> Tensor: ...
-
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        """Why the trailing ``core_ndim`` dims cannot hold the structure, or None if they can."""
-        if self.square and core[-1] != core[-2]:
-            return "needs a square matrix in its last two dims"
-        return None
-
-    @property
-    def raw_core_ndim(self) -> int:
-        """How many trailing dims of a raw tensor belong to the structure (1 for packed forms)."""
-        return self.core_ndim
-
-    def _check_raw_core_shape(self, core: tuple[int, ...]) -> str | None:
-        """Like ``_check_core_shape``, for the trailing ``raw_core_ndim`` dims of a raw tensor."""
-        return self._check_core_shape(core)
+    ) -> R:
+        """``init`` for a checked shape, dtype and device."""
 
     def _all_core(self, mask: Tensor) -> Tensor:
         """Reduce a bool tensor of the structured shape to the batch shape with ``all``."""
         if self.core_ndim == 0:
             return mask
         return mask.flatten(mask.dim() - self.core_ndim).all(-1)
-
-    def _init_like(
-        self, like: Tensor, batch_shape: tuple[int, ...], generator: torch.Generator | None
-    ) -> Tensor:
-        """The raw a structure tree's ``init`` puts where ``like`` stands: a fresh ``init``."""
-        return self.init(
-            (*batch_shape, *like.shape), generator=generator, dtype=like.dtype, device=like.device
-        )
 
     # ------------------------------------------------------------------------------- checks
     def _check_tolerance(self, tol: Any, name: str) -> None:
@@ -308,9 +431,16 @@ class AbstractStructure(abc.ABC):
                 TypeError,
             )
 
-    def _check_shape(self, shape: torch.Size, method: str, name: str, raw: bool = False) -> None:
-        # On every call: keep the passing path to a few attribute reads and comparisons.
-        n = self.raw_core_ndim if raw else self.core_ndim
+    def _declares_raw_form(self) -> bool:
+        cls = type(self)
+        return (
+            cls.raw_shape is not AbstractStructure.raw_shape
+            or cls.value_shape is not AbstractStructure.value_shape
+        )
+
+    def _check_shape(self, shape: torch.Size, method: str, name: str) -> None:
+        """Check a value's shape: on every call, so the passing path stays a few comparisons."""
+        n = self.core_ndim
         if len(shape) < n:
             kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
             raise self._fail(
@@ -318,37 +448,87 @@ class AbstractStructure(abc.ABC):
                 f"{name} needs {kind} in its last {n} dim{'s' if n > 1 else ''}, "
                 f"got shape {tuple(shape)}.",
             )
-        core = tuple(shape[len(shape) - n :]) if n else ()
-        if 0 in core and not (raw and n != self.core_ndim):  # a packed raw may be empty
+        core = shape[len(shape) - n :]
+        if 0 in core:
             raise self._fail(
                 method, f"{name} needs core dims of size >= 1, got shape {tuple(shape)}."
             )
-        problem = self._check_raw_core_shape(core) if raw else self._check_core_shape(core)
-        if problem is not None:
-            raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.")
+        if self._declares_raw_form():
+            try:
+                back = self.value_shape(self.raw_shape(core))
+            except ValueError as problem:
+                raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.") from None
+            if back != core and not self.square:
+                raise self._fail(method, f"{name} cannot have core shape {tuple(core)}.")
+        if self.square and core[-1] != core[-2]:
+            raise self._fail(
+                method,
+                f"{name} needs a square matrix in its last two dims, got shape {tuple(shape)}.",
+            )
 
     def _check_raw(self, raw: Any, method: str) -> None:
-        """Check a raw input: one tensor, or for factored structures a tuple of them."""
-        if self.raw_names is None:
-            self._check_value(raw, method, "raw", raw=True)
+        """Check a raw input against the declared raw form (``raw_shape``)."""
+        form = raw_form_of(self)
+        if not is_factored(form):  # one tensor: the common case, kept short
+            self._check_value(raw, method, "raw", check_shape=False)
+            cores: RawShape = raw.shape[raw.dim() - len(form) :] if raw.dim() >= len(form) else ()
+            if raw.dim() < len(form):
+                raise self._raw_problem(method, form, raw)
+        else:
+            try:
+                cores, batches = core_shapes(raw, form)
+            except (TypeError, ValueError) as problem:
+                raise self._fail(method, f"{problem}.", type(problem)) from None
+            parts = list(leaves(raw))
+            if any(part.dtype not in self.dtypes for part in parts):
+                labels = [label or str(i) for i, (label, _) in enumerate(_labelled(raw, form, ""))]
+                for label, part in zip(labels, parts, strict=True):
+                    self._check_value(part, f"{method}: raw part {label!r}", "it", False)
+            if any(b != batches[0] for b in batches[1:]):
+                raise self._fail(
+                    method, f"raw parts need the same batch dims, got {_shapes_in_words(raw, form)}."
+                )
+            if any(p.dtype != parts[0].dtype or p.device != parts[0].device for p in parts):
+                named = [label for label, _ in _labelled(raw, form, "")]
+                self._check_one_dtype_and_device(
+                    method, "raw parts", list(zip(named, parts, strict=True))
+                )
+        if not self._declares_raw_form():
+            core = raw.shape[raw.dim() - self.core_ndim :]
+            if 0 in core:
+                raise self._fail(
+                    method, f"raw needs core dims of size >= 1, got shape {tuple(raw.shape)}."
+                )
+            if self.square and core[-1] != core[-2]:
+                raise self._fail(
+                    method,
+                    f"raw needs a square matrix in its last two dims, "
+                    f"got shape {tuple(raw.shape)}.",
+                )
             return
-        names = self.raw_names
-        if not isinstance(raw, tuple) or len(raw) != len(names):
-            got = f"a tuple of {len(raw)}" if isinstance(raw, tuple) else type(raw).__name__
+        try:
+            value = self.value_shape(cores)
+        except ValueError as problem:
+            got = _shapes_in_words(raw, form)
+            raise self._fail(method, f"raw {problem}, got {got}.") from None
+        if 0 in value:
+            got = _shapes_in_words(raw, form)
+            raise self._fail(method, f"raw stands for an empty value {tuple(value)}, got {got}.")
+        if self.raw_shape(value) != cores:
             raise self._fail(
-                method, f"raw must be a tuple ({', '.join(names)}), got {got}.", TypeError
+                method,
+                f"raw parts do not fit together: a value of core shape {tuple(value)} takes "
+                f"{_form_in_words(self.raw_shape(value))}, got {_shapes_in_words(raw, form)}.",
             )
-        for name, part in zip(names, raw, strict=True):
-            self._check_raw_part(name, part, method)
-        self._check_one_dtype_and_device(method, "raw parts", list(zip(names, raw, strict=True)))
-        problem = self._check_raw_shapes(raw)
-        if problem is not None:
-            shapes = ", ".join(
-                f"{n} {tuple(p.shape)}"
-                for n, p in zip(names, raw, strict=True)
-                if isinstance(p, Tensor)
-            )
-            raise self._fail(method, f"raw {problem}, got {shapes}.")
+
+    def _raw_problem(self, method: str, form: RawShape, raw: Tensor) -> Exception:
+        n = len(form)  # type: ignore[arg-type]
+        kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
+        return self._fail(
+            method,
+            f"raw needs {kind} in its last {n} dim{'s' if n > 1 else ''}, "
+            f"got shape {tuple(raw.shape)}.",
+        )
 
     def _check_one_dtype_and_device(
         self, method: str, what: str, labelled: list[tuple[str, Tensor]]
@@ -359,22 +539,59 @@ class AbstractStructure(abc.ABC):
                 got = ", ".join(f"{label} {getattr(t, attribute)}".strip() for label, t in labelled)
                 raise self._fail(method, f"{what} must share one {attribute}, got {got}.", cls)
 
-    def _check_raw_part(self, name: str, part: Any, method: str) -> None:
-        """Check one part of a factored raw (a tensor of an accepted dtype, by default)."""
-        self._check_value(part, f"{method}: raw part {name!r}", "it", raw=None)
-
-    def _check_raw_shapes(self, raw: tuple[Any, ...]) -> str | None:
-        """Why the parts of a factored raw do not fit together, or None if they do."""
-        return None
-
-    def _check_value(self, x: Any, method: str, name: str, raw: bool | None = False) -> None:
+    def _check_value(self, x: Any, method: str, name: str, check_shape: bool = True) -> None:
         if not isinstance(x, Tensor):
             raise self._fail(
                 method, f"{name} must be a torch.Tensor, got {type(x).__name__}.", TypeError
             )
         self._check_dtype(x.dtype, method)
-        if raw is not None:  # None: the caller checks the shape
-            self._check_shape(x.shape, method, name, raw)
+        if check_shape:
+            self._check_shape(x.shape, method, name)
+
+
+_CHECKED_CLASSES: set[type] = set()
+
+
+def raw_form_of(structure: AbstractStructure) -> RawShape:
+    """The nesting and core ndims of a structure's raw: ``raw_shape`` of a 1 x ... x 1 value.
+
+    Cached by value (structures are frozen and hash by their hyperparameters); while
+    ``torch.compile`` traces, computed directly, since dynamo does not trace through caches.
+    """
+    if torch.compiler.is_compiling():
+        return structure.raw_shape((1,) * structure.core_ndim)
+    return _cached_raw_form(structure)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_raw_form(structure: AbstractStructure) -> RawShape:
+    return structure.raw_shape((1,) * structure.core_ndim)
+
+
+def _shapes_in_words(raw: Any, form: RawShape) -> str:
+    """``"shape (3, 4)"``, or for a factored raw its parts by name: ``"left (3, 4), right ..."``."""
+    if isinstance(raw, Tensor):
+        return f"shape {tuple(raw.shape)}"
+    return ", ".join(f"{label} {shape}".strip() for label, shape in _labelled(raw, form, ""))
+
+
+def _labelled(raw: Any, form: Any, prefix: str) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, shape)`` of every tensor of a raw, named by the form's fields where it has them
+    (a NamedTuple of shapes, such as ``LowRank``'s ``left``/``right``), else by position."""
+    if isinstance(raw, Tensor):
+        return [(prefix, tuple(raw.shape))]
+    names = getattr(form, "_fields", None) or [""] * len(raw)
+    out = []
+    for i, part in enumerate(raw):
+        sub = form[i] if isinstance(form, tuple) and i < len(form) else None
+        out += _labelled(part, sub, f"{prefix} {names[i]}".strip() if i < len(names) else prefix)
+    return out
+
+
+def _form_in_words(form: RawShape) -> str:
+    if isinstance(form, torch.Size):
+        return f"core shape {tuple(form)}"
+    return "parts of core shapes " + ", ".join(str(tuple(f)) for f in leaves(form))
 
 
 def eye_like(x: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ tensor holds the free coordinates only. See ``_linear.py`` for the shared machin
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 
 import torch
@@ -95,8 +96,9 @@ class _AbstractConstantDiagonals(AbstractLinear):
     def _size(self, n: int) -> int:
         return 2 * n - 1
 
+    @abc.abstractmethod
     def _line(self, rows: Tensor, cols: Tensor, m: int) -> Tensor:
-        raise NotImplementedError
+        """The number of the (anti-)diagonal each entry ``(rows, cols)`` lies on."""
 
     def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
         rows, cols = _rows_cols(m, n, device)

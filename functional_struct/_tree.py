@@ -1,114 +1,30 @@
 """Structure trees: ``fs.structure(spec)`` pairs spec leaves with the leaves of raw pytrees.
 
-A spec becomes a flat tuple of *rules* ``(key, structure_or_None)``, where ``key`` is a dotted
-path (``"0.weight"``, ``"encoder.*.weight"``; ``""`` is the root). A raw tree is walked as
-``torch.func`` sees it (dicts, lists and tuples are containers; tensors, ``None`` and everything
-else are leaves); each node gets the dotted path that ``named_parameters()`` would give it, so a
-flat dict ``{"0.weight": t}`` and a nested ``{"0": {"weight": t}}`` match the same rules. The
-rule of the deepest matching node governs a leaf, an exact key beats a glob at the same node,
-and a rule that matches nothing is an error (it catches typos).
+The flow is spec -> rules -> resolve -> leaf maps. ``structure(spec)`` flattens the spec into
+rules (``_resolve.spec_rules``); each method flattens its input with optree, asks
+``_resolve.resolve`` which rule governs every node (cached by value, per tree layout), groups
+the tensors of a factored raw into one leaf, and calls the leaf structure's method on each
+governed leaf: one code path, the same in eager runs and under ``torch.compile``.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import difflib
+import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import optree
 import torch
 from torch import Tensor
 
-from ._structure import AbstractStructure
+from ._rawform import is_factored, map_raw
+from ._resolve import Rule, resolve, resolve_uncached, spec_rules
+from ._structure import AbstractStructure, raw_form_of
 
 __all__ = ["StructureTree", "structure"]
 
 Spec = Any
-Rule = tuple[str, AbstractStructure | None]
-
-
-def _is_glob(key: str) -> bool:
-    return "*" in key or "?" in key
-
-
-def _glob_match(pattern: str, text: str) -> bool:
-    """Shell-style match where ``*`` is any run of characters (dots included), ``?`` any one.
-
-    Pure Python on purpose: ``re``/``fnmatch`` would break ``torch.compile(fullgraph=True)``
-    of a tree method, which traces this walk.
-    """
-    p = t = 0
-    star, resume = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] in ("?", text[t]):
-            p, t = p + 1, t + 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, resume, p = p, t, p + 1
-        elif star >= 0:
-            p, resume = star + 1, resume + 1
-            t = resume
-        else:
-            return False
-    return all(c == "*" for c in pattern[p:])
-
-
-def _join(prefix: str, key: object) -> str:
-    return f"{prefix}.{key}" if prefix else str(key)
-
-
-def _spec_rules(spec: Spec, prefix: str = "") -> list[Rule]:
-    if spec is None or isinstance(spec, AbstractStructure):
-        return [(prefix, spec)]
-    if isinstance(spec, dict):
-        rules: list[Rule] = []
-        for key, sub in spec.items():
-            if not isinstance(key, (str, int)) or isinstance(key, bool) or key == "":
-                raise TypeError(
-                    f"fs.structure: spec keys must be non-empty strings or ints, got {key!r}"
-                    + (f" under {prefix!r}." if prefix else ".")
-                )
-            rules += _spec_rules(sub, _join(prefix, key))
-        return rules
-    if isinstance(spec, (list, tuple)):
-        return [rule for i, sub in enumerate(spec) for rule in _spec_rules(sub, _join(prefix, i))]
-    where = f"spec entry {prefix!r}" if prefix else "spec"
-    raise TypeError(
-        f"fs.structure: {where} must be a structure (such as fs.Orthogonal()), None, or a "
-        f"dict / list / tuple of those, got {type(spec).__name__}: {spec!r}."
-    )
-
-
-def _children(node: Any) -> list[tuple[object, Any]] | None:
-    """The (key, child) pairs of a container as torch.func flattens it; None for a leaf."""
-    if isinstance(node, dict):
-        return list(node.items())
-    if isinstance(node, (list, tuple)):
-        return list(enumerate(node))
-    return None
-
-
-def _rebuild(node: Any, children: list[Any]) -> Any:
-    if isinstance(node, collections.defaultdict):
-        return type(node)(node.default_factory, zip(node.keys(), children, strict=True))
-    if isinstance(node, dict):
-        return type(node)(zip(node.keys(), children, strict=True))
-    if isinstance(node, tuple) and hasattr(node, "_fields"):  # namedtuple
-        return type(node)(*children)
-    return type(node)(children)
-
-
-def _broadcast_copy(x: Any, batch: tuple[int, ...]) -> Any:
-    """Detached copies of tensors (one, or a factored raw's tuple), broadcast to ``batch``.
-
-    Anything that is not a tensor comes back as it is.
-    """
-    if isinstance(x, tuple):
-        return tuple(_broadcast_copy(part, batch) for part in x)
-    if not isinstance(x, Tensor):
-        return x
-    return x.detach().expand(*batch, *x.shape).clone()
 
 
 def _batch_shape(batch_shape: Any, method: str) -> tuple[int, ...]:
@@ -129,19 +45,23 @@ def _batch_shape(batch_shape: Any, method: str) -> tuple[int, ...]:
     return tuple(batch_shape)
 
 
-def _layout(tree: Any) -> Any:
-    return optree.tree_structure(tree, none_is_leaf=True, namespace="torch")
+def _broadcast_copy(x: Any, batch: tuple[int, ...]) -> Any:
+    """A detached copy of a tensor broadcast to ``batch``; anything else as it is."""
+    if not isinstance(x, Tensor):
+        return x
+    return x.detach().expand(*batch, *x.shape).clone()
 
 
-# Remembered matches, per (structure tree, optree layout of the input, reads raw trees):
-# (((path, structure or None, layout of a factored raw or None), ...), layout of the output).
-Step = tuple[str, AbstractStructure | None, Any]
-_PLANS: dict[tuple[Any, Any, bool], tuple[tuple[Step, ...], Any]] = {}
-_MAX_PLANS = 1024
+def _with_path(path: str, error: Exception) -> Exception:
+    where = f"leaf {path!r}" if path else "the root"
+    return type(error)(f"fs.structure: {where}: {error}")
 
 
 def _call(
-    fn: Callable[[AbstractStructure, Any], Any], leaf: AbstractStructure, x: Any, path: str
+    fn: Callable[[AbstractStructure[Any], Any], Any],
+    leaf: AbstractStructure[Any],
+    x: Any,
+    path: str,
 ) -> Any:
     """``fn(leaf, x)``, with a leaf's ValueError/TypeError re-raised naming the tree path."""
     try:
@@ -152,29 +72,77 @@ def _call(
         raise _with_path(path, error) from None
 
 
-def _with_path(path: str, error: Exception) -> Exception:
-    where = f"leaf {path!r}" if path else "the root"
-    return type(error)(f"fs.structure: {where}: {error}")
+class _Step(NamedTuple):
+    """One leaf of a plan: its path, structure (None: passes through), and for a factored raw
+    the layout of the tensors that form it (None: one input leaf)."""
+
+    path: str
+    structure: AbstractStructure[Any] | None
+    group: Any
 
 
-def _steps(
-    paths: list[tuple[Any, ...]], governed: dict[tuple[Any, ...], Step]
-) -> tuple[Step, ...] | None:
-    """The walk's record in optree's leaf order, a factored raw's leaves grouped into one step.
+class _Plan(NamedTuple):
+    steps: tuple[_Step, ...]
+    out_layout: Any
 
-    None when some optree leaf has no recorded node (a container that only optree knows).
+
+def _node(tree: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _plan_uncached(rules: tuple[Rule, ...], layout: Any, raw: bool, compiling: bool) -> _Plan:
+    """Match ``rules`` to a tree of this optree ``layout``: what to call on which leaves.
+
+    With ``raw=True`` the tree holds raw inputs, so a tuple node governed by a factored
+    structure is one leaf (its tensors are grouped).
     """
-    steps: list[Step] = []
+    leaf_paths = [tuple(p) for p in optree.treespec_paths(layout)]
+    nodes: dict[tuple[Any, ...], None] = {}
+    for path in leaf_paths:
+        for cut in range(len(path) + 1):
+            nodes.setdefault(path[:cut])
+    order = tuple(nodes)
+    governed = dict(
+        zip(order, (resolve_uncached if compiling else resolve)(rules, order), strict=True)
+    )
+    skeleton = optree.tree_unflatten(layout, list(range(layout.num_leaves)))
+    steps: list[_Step] = []
+    grouped: list[Any] = []
     i = 0
-    while i < len(paths):
-        path = paths[i]
-        cut = next((c for c in range(len(path), -1, -1) if path[:c] in governed), None)
-        if cut is None:
-            return None
-        step = governed[path[:cut]]
-        steps.append(step)
-        i += 1 if step[2] is None else step[2].num_leaves
-    return tuple(steps)
+    while i < len(leaf_paths):
+        path = leaf_paths[i]
+        group_at = None
+        if raw:
+            for cut in range(len(path)):
+                rule = governed[path[:cut]][1]
+                leaf = rules[rule][1] if rule is not None else None
+                node = _node(skeleton, path[:cut])
+                if leaf is not None and isinstance(node, tuple) and is_factored(raw_form_of(leaf)):
+                    group_at = path[:cut]
+                    break
+        if group_at is None:
+            dotted, rule = governed[path]
+            steps.append(_Step(dotted, rules[rule][1] if rule is not None else None, None))
+            i += 1
+        else:
+            dotted, rule = governed[group_at]
+            node = _node(skeleton, group_at)
+            group = optree.tree_structure(node, none_is_leaf=True, namespace="torch")
+            steps.append(_Step(dotted, rules[rule][1] if rule is not None else None, group))
+            grouped.append(node)
+            i += group.num_leaves
+    out_layout = layout
+    if grouped:
+        ids = {id(node) for node in grouped}
+        out_layout = optree.tree_structure(
+            skeleton, is_leaf=lambda x: id(x) in ids, none_is_leaf=True, namespace="torch"
+        )
+    return _Plan(tuple(steps), out_layout)
+
+
+_plan = functools.lru_cache(maxsize=1024)(_plan_uncached)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,71 +159,19 @@ class StructureTree:
 
     rules: tuple[Rule, ...]
 
-    # -------------------------------------------------------------------------------- matching
-    def _rule_at(self, path: str, depth: int) -> tuple[int | None, int | None]:
-        """The rule governing the node at ``path``, and the module-key rule that prefixes it.
-
-        The governing rule is the exact key, else a pattern, else the longest module key that
-        is a dotted prefix of ``path``; None where there is none. In a nested tree the module's
-        own node matches its key; in a flat one no node does, so the prefix rule counts as used
-        even where a deeper key overrides it.
-        """
-        exact = glob = prefix = None
-        for i, (key, leaf) in enumerate(self.rules):
-            if key == path:
-                exact = i
-            elif (
-                key
-                and not _is_glob(key)
-                and path.startswith(key + ".")
-                and (prefix is None or len(key) > len(self.rules[prefix][0]))
-            ):
-                prefix = i  # a module's key governs its dotted entries in a flat tree
-            elif _is_glob(key) and depth > 0 and _glob_match(key, path):
-                if glob is not None and self.rules[glob][1] != leaf:
-                    raise ValueError(
-                        f"fs.structure: leaf {path!r} is matched by the patterns "
-                        f"{self.rules[glob][0]!r} ({self.rules[glob][1]!r}) and {key!r} "
-                        f"({leaf!r}); add an exact key for it."
-                    )
-                glob = i if glob is None else glob
-        if exact is not None:
-            return exact, prefix
-        return (glob if glob is not None else prefix), prefix
-
     def _map(
         self,
         tree: Any,
-        fn: Callable[[AbstractStructure, Any], Any],
+        fn: Callable[[AbstractStructure[Any], Any], Any],
         passthrough: Callable[[Any], Any],
         raw: bool = False,
     ) -> Any:
-        """``fn(structure, leaf)`` on structured leaves, ``passthrough(leaf)`` on the others.
-
-        With ``raw=True`` the tree holds raw inputs, so a factored structure's node (a tuple of
-        tensors) is one leaf. The first call for a tree layout walks it and matches the rules
-        (``_walk``); the match is then remembered per (structure tree, layout), so later calls
-        flatten with optree and call the leaf maps directly: well under a microsecond per leaf
-        of overhead. While ``torch.compile`` traces, the walk itself runs (plain Python that
-        dynamo follows).
-        """
-        if torch.compiler.is_compiling():
-            return self._walk(tree, fn, passthrough, raw)
+        """``fn(structure, leaf)`` on governed leaves, ``passthrough(leaf)`` on the others."""
         leaves, layout = optree.tree_flatten(tree, none_is_leaf=True, namespace="torch")
-        plan = _PLANS.get((self, layout, raw))
-        if plan is None:
-            governed: dict[tuple[Any, ...], Step] = {}
-            out = self._walk(tree, fn, passthrough, raw, governed)
-            steps = _steps(optree.tree_paths(tree, none_is_leaf=True, namespace="torch"), governed)
-            if steps is not None:  # else a container only optree knows
-                if len(_PLANS) >= _MAX_PLANS:
-                    _PLANS.clear()
-                grouped = any(group is not None for _, _, group in steps)
-                _PLANS[(self, layout, raw)] = (steps, _layout(out) if grouped else layout)
-            return out
-        steps, out_layout = plan
+        compiling = torch.compiler.is_compiling()
+        plan = (_plan_uncached if compiling else _plan)(self.rules, layout, raw, compiling)
         results, i = [], 0
-        for path, governing, group in steps:
+        for path, governing, group in plan.steps:
             if group is None:
                 leaf, i = leaves[i], i + 1
             else:
@@ -263,72 +179,37 @@ class StructureTree:
                 i += group.num_leaves
             if governing is None:
                 results.append(passthrough(leaf))
-            elif group is None and not isinstance(leaf, Tensor):
-                return self._walk(tree, fn, passthrough, raw)  # raises the walk's error
-            else:
-                results.append(_call(fn, governing, leaf, path))
-        return optree.tree_unflatten(out_layout, results)
-
-    def _walk(
-        self,
-        tree: Any,
-        fn: Callable[[AbstractStructure, Any], Any],
-        passthrough: Callable[[Any], Any],
-        raw: bool = False,
-        governed: dict[tuple[Any, ...], Step] | None = None,
-    ) -> Any:
-        """Match the rules node by node and map the leaves; record each leaf's structure."""
-        used = [False] * len(self.rules)
-        seen: list[str] = []
-
-        def walk(
-            node: Any, keys: tuple[Any, ...], path: str, governing: AbstractStructure | None
-        ) -> Any:
-            rule, prefix = self._rule_at(path, len(keys))
-            if prefix is not None:
-                used[prefix] = True
-            if rule is not None:
-                used[rule] = True
-                governing = self.rules[rule][1]
-            seen.append(path)
-            factored_raw = (
-                raw
-                and isinstance(node, tuple)
-                and governing is not None
-                and governing.raw_names is not None
-            )
-            children = None if factored_raw else _children(node)
-            if children is not None:
-                return _rebuild(
-                    node,
-                    [walk(c, (*keys, k), _join(path, k), governing) for k, c in children],
-                )
-            if governed is not None:
-                governed[keys] = (path, governing, _layout(node) if factored_raw else None)
-            if governing is None:
-                return passthrough(node)
-            if not (factored_raw or isinstance(node, Tensor)):
+                continue
+            if group is None and not isinstance(leaf, Tensor):
                 raise _with_path(
                     path,
                     TypeError(
-                        f"{governing!r} needs a tensor, got {type(node).__name__}: {node!r}."
+                        f"{governing!r} needs a tensor, got {type(leaf).__name__}: {leaf!r}."
                     ),
                 )
-            return _call(fn, governing, node, path)
+            results.append(_call(fn, governing, leaf, path))
+        return optree.tree_unflatten(plan.out_layout, results)
 
-        out = walk(tree, (), "", None)
-        unused = [self.rules[i][0] for i, u in enumerate(used) if not u]
-        if unused:
-            names = [p for p in seen if p]
-            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unused}
-            detail = "; ".join(
-                f"{k!r}" + (f" (did you mean {hints[k][0]!r}?)" if hints[k] else "") for k in unused
-            )
-            raise ValueError(
-                f"fs.structure: spec key{'s' if len(unused) > 1 else ''} {detail} matched no "
-                f"entry of the tree. The tree has: {', '.join(map(repr, names)) or 'no entries'}."
-            )
-        return out
+    def resolve(self, tree: Any) -> Any:
+        """The structure that governs each leaf of ``tree`` (None where it passes through).
+
+        A tree of the same shape as ``tree`` (a factored raw's tuple counts as one leaf, as in
+        :meth:`apply`): print it to see what the spec matched.
+
+        Args:
+          tree: a pytree (of tensors, or of anything: only its layout matters).
+
+        Returns:
+          The pytree of structures and ``None``.
+
+        Example:
+          >>> s = fs.structure({"*.weight": fs.Diagonal()})
+          >>> s.resolve({"0.weight": torch.ones(2, 2), "0.bias": torch.ones(2)})
+          {'0.weight': Diagonal(packed=False), '0.bias': None}
+        """
+        _, layout = optree.tree_flatten(tree, none_is_leaf=True, namespace="torch")
+        plan = _plan(self.rules, layout, True, False)
+        return optree.tree_unflatten(plan.out_layout, [step.structure for step in plan.steps])
 
     # ---------------------------------------------------------------------------- the methods
     def apply(self, raw: Any) -> Any:
@@ -423,8 +304,8 @@ class StructureTree:
         """
         batch = _batch_shape(batch_shape, "init")
 
-        def draw(s: AbstractStructure, x: Tensor) -> Tensor:
-            return s._init_like(x, batch, generator)
+        def draw(s: AbstractStructure[Any], x: Tensor) -> Any:
+            return s.init_like(x.detach().expand(*batch, *x.shape), generator=generator)
 
         return self._map(like, draw, lambda x: _broadcast_copy(x, batch))
 
@@ -452,7 +333,7 @@ class StructureTree:
         batch = _batch_shape(batch_shape, "raw_from")
         return self._map(
             value,
-            lambda s, x: _broadcast_copy(s.raw_from(x), batch),
+            lambda s, x: map_raw(lambda t: _broadcast_copy(t, batch), s.raw_from(x)),
             lambda x: _broadcast_copy(x, batch),
         )
 
@@ -486,4 +367,4 @@ def structure(spec: Spec) -> StructureTree:
     """
     if isinstance(spec, StructureTree):
         return spec
-    return StructureTree(tuple(_spec_rules(spec)))
+    return StructureTree(tuple(spec_rules(spec, lambda x: isinstance(x, AbstractStructure))))

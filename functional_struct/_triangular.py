@@ -8,6 +8,7 @@ zero entries with ``torch.triu``/``torch.tril`` where they can, so no mask tenso
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import ClassVar
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ._linear import AbstractLinear, Pattern, band_pattern, band_size
+from ._rawform import RawShape
 
 __all__ = [
     "Banded",
@@ -37,8 +39,9 @@ def _check_int(structure: object, name: str, value: object, minimum: int | None 
 class _AbstractBand(AbstractLinear):
     """The entries with ``lo <= j - i <= hi`` (``lo``/``hi`` may be infinite)."""
 
+    @abc.abstractmethod
     def _band(self) -> tuple[float, float]:
-        raise NotImplementedError
+        """The offsets ``(lo, hi)`` of the band's lowest and highest diagonals."""
 
     def _size(self, n: int) -> int:
         return band_size(n, *self._band())
@@ -172,17 +175,29 @@ class _AbstractFixedMask(AbstractLinear):
     """A mask of one fixed shape, given by a 0/1 matrix; no packed form."""
 
     packed: ClassVar[bool] = False
+    _size_formula = "the number of entries the mask keeps"
 
+    @abc.abstractmethod
     def _mask(self, device: torch.device) -> Tensor:
-        raise NotImplementedError
+        """The bool mask of the one accepted shape."""
 
+    @abc.abstractmethod
     def _mask_shape(self) -> tuple[int, int]:
-        raise NotImplementedError
+        """The one accepted core shape."""
 
-    def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
-        if core != self._mask_shape():
-            return f"needs a matrix of shape {self._mask_shape()} in its last two dims"
-        return None
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """The mask's shape, the only one accepted."""
+        if tuple(raw_shape) != self._mask_shape():  # type: ignore[arg-type]
+            raise ValueError(f"needs a matrix of shape {self._mask_shape()} in its last two dims")
+        return torch.Size(self._mask_shape())
+
+    def _size(self, n: int) -> int:
+        return int(self._mask(torch.device("cpu")).sum())
+
+    def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
+        inside = self._mask(device).flatten()
+        size = self._size(n)
+        return Pattern(torch.where(inside, torch.cumsum(inside.long(), 0) - 1, size), None, size)
 
     def _project_full(self, value: Tensor) -> Tensor:
         return value * self._mask(value.device).to(value.dtype)

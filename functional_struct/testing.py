@@ -24,7 +24,8 @@ from torch import Tensor
 from torch.func import grad, hessian, jacfwd, jacrev, vmap
 
 from ._catalog import CATALOG, CatalogEntry
-from ._structure import AbstractStructure, default_tolerances
+from ._rawform import is_factored, leaves
+from ._structure import AbstractStructure, default_tolerances, raw_form_of
 from ._tree import structure as _structure_tree
 
 __all__ = [
@@ -672,12 +673,12 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
     too_few = torch.zeros((2,) * (structure.core_ndim - 1))
     template = structure.init(shape)  # a tensor, or a tuple for factored structures
     integer_raw = _map(lambda x: x.long(), template)
-    if structure.raw_names is None:
-        too_few_raw: Any = torch.zeros((2,) * (structure.raw_core_ndim - 1))
-        got_raw = "got shape"
+    form = raw_form_of(structure)
+    if not is_factored(form):
+        too_few_raw: Any = torch.zeros((2,) * (len(form) - 1))  # type: ignore[arg-type]
     else:  # the template has no batch dims: one dim fewer in every part
         too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
-        got_raw = "got"  # the message names every part: "got left (4,), right (3,)"
+    got_raw = "got shape"
     tree = _structure_tree({"layer.weight": structure})
     cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
         (
@@ -706,7 +707,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
             [name, "'layer.weight'", "int64"],
         ),
     ]
-    if structure.core_ndim > 0 and structure.raw_core_ndim > 0:  # elementwise: any shape
+    if structure.core_ndim > 0 and all(len(f) > 0 for f in leaves(form)):  # not elementwise
         cases += [
             ("too few dims", lambda: structure.apply(too_few_raw), ValueError, [name, got_raw]),
             ("init shape", lambda: structure.init(too_few.shape), ValueError, [name, "got shape"]),
@@ -717,7 +718,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
                 [name, "'layer.weight'", got_raw],
             ),
         ]
-    if structure.raw_names is not None:
+    if is_factored(form):
         cases.append(
             (
                 "one tensor for a factored raw",
@@ -1004,14 +1005,22 @@ def shapes(structure: AbstractStructure, *, max_batch_dims: int = 2, max_side: i
     fixed = getattr(structure, "_mask_shape", None)  # structures of one shape only
     if fixed is not None:
         core = st.just(fixed())
-    elif ndim >= 2 and (structure.square or structure.raw_core_ndim != ndim):  # or packed
+    elif ndim >= 2 and structure.square:
         core = st.tuples(st.lists(side, min_size=ndim - 2, max_size=ndim - 2), side).map(
             lambda c: (*c[0], c[1], c[1])
         )
     else:
         core = st.lists(side, min_size=ndim, max_size=ndim).map(tuple)
-    accepted = core.filter(lambda c: structure._check_core_shape(c) is None)
+    accepted = core.filter(lambda c: _accepts(structure, c))
     return st.tuples(batch, accepted).map(lambda bc: bc[0] + bc[1])
+
+
+def _accepts(structure: AbstractStructure[Any], core: tuple[int, ...]) -> bool:
+    try:
+        structure._check_shape(torch.Size(core), "shapes", "shape")
+    except ValueError:
+        return False
+    return True
 
 
 def catalog() -> Any:
