@@ -6,7 +6,8 @@ Every comparison times its variants in interleaved rounds after a warm-up and re
 and ratios as the median of per-round ratios with their interquartile range, so that a noisy
 shared machine moves all variants alike and the spread shows how far to trust a ratio. The
 thread count comes from the environment (OMP_NUM_THREADS) and is printed; the script never calls
-torch.set_num_threads (an explicit call makes batched solves hang on this machine: design.md).
+torch.set_num_threads (an explicit call makes batched solves hang for n >= 160 in torch 2.13:
+docs/architecture.md).
 Loop baselines iterate with unbind, never x[i]. geotorch rows need the `bench` extra and say
 so when it is absent.
 """
@@ -219,7 +220,7 @@ def per_structure(sizes: list[int], rounds: int) -> None:
         raw = torch.randn(n, n, requires_grad=True)
         upper = fs.UpperTriangular()
 
-        def seed_style(raw=raw, n=n):  # the mask rebuilt on every call, as seed code did
+        def seed_style(raw=raw, n=n):  # the mask rebuilt on every call: the usual hand-written form
             mask = torch.ones(n, n, dtype=torch.bool).triu()
             return torch.where(mask, raw, torch.zeros_like(raw))
 

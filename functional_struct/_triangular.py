@@ -233,8 +233,8 @@ class BlockDiagonal(_AbstractFixedMask):
         return n, n
 
     def _mask(self, device: torch.device) -> Tensor:
-        # Block id of each index from comparisons with the Python offsets: no constant tensor,
-        # which torch.compile of vmap(grad) rejects in torch 2.11 ("Expected FakeTensor").
+        # Block id of each index from comparisons with the Python offsets: built from arange on
+        # the value's device, with no host-made tensor constant for torch.compile to capture.
         index = torch.arange(sum(self.sizes), device=device)
         block = torch.zeros_like(index)
         offset = 0

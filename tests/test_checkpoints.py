@@ -55,7 +55,8 @@ def test_different_options_are_different_values():
 
 
 def test_an_invertible_pickled_by_the_previous_version_loads_and_applies():
-    """Written by the version before Invertible kept a PositiveDefinite of its own."""
+    """An Invertible pickled with only floor and relative_floor in its state (no
+    PositiveDefinite of its own), as older checkpoints hold it: it must still load."""
     old = (
         b"\x80\x04\x95]\x00\x00\x00\x00\x00\x00\x00\x8c\x17functional_struct._rank\x94\x8c\n"
         b"Invertible\x94\x93\x94)\x81\x94}\x94(\x8c\x05floor\x94G?\x1a6\xe2\xeb\x1cC-\x8c\x0e"
@@ -81,10 +82,13 @@ def test_checkpoints_written_by_version_0_1_0_load_and_apply_the_same():
     for name, structure, tree in saved:
         assert repr(structure) == name
         if name in catalog:
-            assert structure == catalog[name] and hash(structure) == hash(catalog[name])
+            assert structure == catalog[name]
+            assert hash(structure) == hash(catalog[name])
         assert tree == fs.structure({"layer.weight": structure})
         raw, value = weights[name]["raw"], weights[name]["value"]
         again = tree.apply(raw)
         assert again.keys() == value.keys()
-        torch.testing.assert_close(again["layer.weight"], value["layer.weight"], atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(
+            again["layer.weight"], value["layer.weight"], atol=1e-12, rtol=1e-12
+        )
         assert torch.equal(again["layer.bias"], value["layer.bias"])

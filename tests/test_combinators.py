@@ -93,9 +93,9 @@ _REFUSED_SUMS = {
 
 @pytest.mark.parametrize("make", _REFUSED_SUMS.values(), ids=_REFUSED_SUMS.keys())
 def test_sum_refuses_parts_it_cannot_split(make):
-    """These sums were accepted, and block coordinate descent then left most of their own
-    images outside the set (LowRank(2) + positive diagonal at 4 x 4: 96-100% of 200; the
-    triangle + LowRank(1) failed check_laws). Sum now refuses them and says why."""
+    """Block coordinate descent cannot split these: it leaves most of their own images outside
+    the set (LowRank(2) + positive diagonal at 4 x 4: 96-100% of 200; the triangle +
+    LowRank(1) fails check_laws). So Sum refuses them and says why."""
     with pytest.raises(ValueError, match=r"Sum: can split .* only parts that are all linear"):
         make()
 
@@ -125,8 +125,8 @@ def _own_image_rates(parts, n, count, dtype, seed=0):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("parts", _LINEAR_SUMS, ids=lambda p: " + ".join(map(repr, p)))
 def test_linear_sum_contains_inverts_and_fixes_its_own_images(parts, dtype):
-    """Block coordinate descent (200 rounds) left Circulant + UpperTriangular members off by
-    3e-3 of the matrix at 16 x 16; conjugate gradients split every pair here exactly."""
+    """Conjugate gradients split every pair here exactly; block coordinate descent (200 rounds)
+    would leave Circulant + UpperTriangular members off by 3e-3 of the matrix at 16 x 16."""
     for n in (2, 5, 16):
         _, inside, round_trip, fixed = _own_image_rates(parts, n, 50, dtype)
         assert (inside, round_trip, fixed) == (1.0, 1.0, 1.0), n
@@ -200,7 +200,7 @@ def test_sum_apply_compiles_once_for_every_shape():
 
 
 def test_lora_raw_from_puts_the_value_in_frozen_and_trains_the_adapter():
-    """raw_from gave all-zero LowRank factors, a saddle with zero gradient."""
+    """All-zero LowRank factors would be a saddle with zero gradient: the adapter must train."""
     s = fs.Sum(fs.Frozen(), fs.LowRank(1))
     weight = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
     frozen, (left, right) = s.raw_from(weight)
@@ -256,15 +256,15 @@ _REFUSED_CHAINS = {
     ids=["orthogonal", "positive-definite", "nested chain"],
 )
 def test_chain_refuses_parts_after_one_whose_inverse_is_nan_outside(make):
-    """project of these gave NaN (or a NaN/finite mix) for finite values."""
+    """Chained after these, project would give NaN (or a NaN/finite mix) for finite values."""
     with pytest.raises(ValueError, match="inverse_outside = 'project'"):
         make()
 
 
 @pytest.mark.parametrize("make", _REFUSED_CHAINS.values(), ids=_REFUSED_CHAINS.keys())
 def test_chain_refuses_parts_whose_inverse_leaves_the_image(make):
-    """These chains said False for 100 of 100 of their own images (or, packed, returned a
-    (3, 3, 3) value with no error); now they raise at construction."""
+    """These chains would say False for 100 of 100 of their own images (or, packed, return a
+    (3, 3, 3) value with no error), so they raise at construction."""
     with pytest.raises(ValueError, match=r"Chain: part 1 .*Later parts must be elementwise"):
         make()
 

@@ -171,7 +171,7 @@ def test_correlation_project_finds_the_nearest_correlation():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cholesky_factor_rejects_a_zero_diagonal(dtype):
-    """float32's atol of 1e-4 swamped the floor of 1e-6: zeros(3, 3) was contained."""
+    """float32's atol of 1e-4 must not swamp the floor of 1e-6: zeros(3, 3) is no member."""
     s = fs.CholeskyFactor()
     assert not s.contains(torch.zeros(3, 3, dtype=dtype))
     assert not s.contains(torch.eye(3, dtype=dtype) * 0.4e-6)
@@ -222,9 +222,9 @@ def test_semidefinite_zero_is_a_saddle_as_documented():
 
 
 def test_what_contains_accepts_just_below_the_floor_inverts_to_within_tolerance():
-    """contains accepts an eigenvalue a little below the floor (apply's own rounding); inverse
-    gave NaN there: this 1 x 1 float32 value of 8.3e-7 (floor 1e-6) was found by the thorough
-    hypothesis profile through the outside law."""
+    """contains accepts an eigenvalue a little below the floor (apply's own rounding), so inverse
+    must invert it rather than give NaN: this 1 x 1 float32 value of 8.3e-7 (floor 1e-6) comes
+    from the thorough hypothesis profile's outside law."""
     value = torch.tensor([[8.2711e-07]])
     for method in ("cholesky", "expm"):
         s = fs.PositiveDefinite(method=method)

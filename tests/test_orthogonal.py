@@ -171,9 +171,10 @@ def test_tall_init_is_uniform_on_the_stiefel_manifold(method):
     ids=repr,
 )
 def test_init_stays_where_the_chart_is_precise(structure):
-    """A Haar draw near a chart's edge (eigenvalue -1 for Cayley) has a raw of any size. Before
-    init redrew those, these 4000 draws at n = 5 had 26 to 60 raws with an entry above 100 (up
-    to 4e4), float32 round trips lost up to 2.6e-4, and in 20000 Householder draws one was inf."""
+    """A Haar draw near a chart's edge (eigenvalue -1 for Cayley) has a raw of any size, so init
+    redraws those: kept, these 4000 draws at n = 5 would have 26 to 60 raws with an entry above
+    100 (up to 4e4), float32 round trips would lose up to 2.6e-4, and about one in 20000
+    Householder draws would be inf."""
     raw = structure.init((4000, 5, 5), generator=torch.Generator().manual_seed(5))
     parts = raw if isinstance(raw, tuple) else (raw,)
     for part in parts:
@@ -184,8 +185,8 @@ def test_init_stays_where_the_chart_is_precise(structure):
 
 
 HUGE = {torch.float32: 1e8, torch.float64: 1e16}
-"""Raw scales where the unit diagonal of I - A is lost: before inv_ex, float32 Cayley raised
-LinAlgError for 30 of 200 raws of 5 x 5 at 1e8, float64 for 2 of 200 at 1e16."""
+"""Raw scales where the unit diagonal of I - A is lost: with a raising inv, float32 Cayley would
+raise LinAlgError for 30 of 200 raws of 5 x 5 at 1e8, float64 for 2 of 200 at 1e16."""
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -172,8 +172,8 @@ def test_factored_bad_input_names_the_part():
 
 @pytest.mark.parametrize("shape", [(5, 4), (3, 6)])
 def test_low_rank_inverse_of_zero_and_rank_deficient_members_is_not_a_saddle(shape):
-    """inverse(0) gave two zero factors, where the gradient of left @ rightᵀ is 0 in every
-    direction: LoRA from raw_from(frozen weight) never trained."""
+    """Two zero factors are a saddle (the gradient of left @ rightᵀ is 0 in every direction), so
+    inverse(0) must not return them: LoRA from raw_from(frozen weight) would never train."""
     s = fs.LowRank(2)
     gen = torch.Generator().manual_seed(17)
     rank_one = torch.randn(shape[0], 1, generator=gen, dtype=torch.float64) @ torch.randn(
@@ -284,8 +284,8 @@ def test_init_on_the_meta_device(structure, dtype):
 
 
 def test_special_linear_rejects_tiny_and_singular_matrices():
-    """The first-order tolerance of log det is huge for a nearly singular matrix; contains once
-    accepted 1e-20 * I (det 1e-60) and -u uᵀ, and inverse then gave a finite raw of I."""
+    """The first-order tolerance of log det is huge for a nearly singular matrix, so it alone
+    would accept 1e-20 * I (det 1e-60) and -u uᵀ, and inverse would give a finite raw of I."""
     s = fs.SpecialLinear()
     u = torch.randn(7, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     for value in (
@@ -301,9 +301,9 @@ def test_special_linear_rejects_tiny_and_singular_matrices():
 
 
 def test_invertible_contains_only_what_project_leaves_in_place():
-    """contains accepted singular values down to half the floor, where project lifts them:
-    this float32 3 x 3 matrix was 'in the set' and moved by 2.3e-4 (found by the thorough
-    hypothesis profile through the outside law's fixed-point check)."""
+    """project lifts singular values below the floor, so contains must reject them: accepting
+    down to half the floor, this float32 3 x 3 matrix would be 'in the set' yet move by 2.3e-4
+    (a case from the thorough hypothesis profile's outside-law fixed-point check)."""
     from functional_struct import testing
 
     s = fs.Invertible()
@@ -315,8 +315,8 @@ def test_invertible_contains_only_what_project_leaves_in_place():
 
 
 def test_fixed_rank_contains_only_what_project_moves_within_tolerance():
-    """Like Invertible's: contains accepted an r-th singular value down to half the floor,
-    which project lifts back to it (1.18x the tolerance on this draw before the fix)."""
+    """Like Invertible's: an r-th singular value down to half the floor is lifted by project
+    (by up to 1.18x the tolerance on these draws), so contains must reject it."""
     s = fs.FixedRank(2)
     gen = torch.Generator().manual_seed(0)
     worst = 0.0

@@ -71,8 +71,8 @@ def test_nan_and_inf_in_raw_are_never_silently_accepted(entry):
 
 
 NON_MEMBERS = [
-    # (structure, a value outside its set), each a case where inverse once gave a finite raw
-    # of some other member.
+    # (structure, a value outside its set), each a case where a naive inverse gives a finite
+    # raw of some other member.
     (fs.Orthogonal(), torch.tensor([[2.0, 1.0], [0.5, 3.0]])),
     (fs.Orthogonal(), torch.tensor([[0.0, 1.0], [1.0, 0.0]]) * 1.5),  # 1.5 times a reflection
     (fs.Orthogonal(method="householder"), torch.tensor([[2.0, 1.0], [0.5, 3.0], [1.0, 1.0]])),

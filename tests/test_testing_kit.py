@@ -259,7 +259,7 @@ def test_check_laws_keeps_to_max_magnitude():
 @dataclasses.dataclass(frozen=True)
 class ArithmeticOnLength(fs.UpperTriangular):
     """Finds the packed side by arithmetic on the raw's length, which under dynamic shapes is a
-    symbol: inductor then fails to bound the resulting expression (packed forms did this)."""
+    symbol: inductor then fails to bound the resulting expression (an easy packed-form slip)."""
 
     def _side(self, packed):
         length = packed.shape[-1]
