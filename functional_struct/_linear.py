@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ._structure import AbstractStructure, close
+from ._validate import check_bool
 
 __all__ = ["AbstractLinear", "Pattern", "band_size"]
 
@@ -140,6 +141,9 @@ class AbstractLinear(AbstractStructure):
 
     packed: bool
     inverse_outside = "project"
+
+    def __post_init__(self) -> None:
+        check_bool(self, "packed", self.packed)
 
     def _size(self, n: int) -> int:
         raise NotImplementedError

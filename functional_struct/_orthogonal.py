@@ -12,6 +12,7 @@ from torch import Tensor
 from . import _guards
 from ._expm import matrix_exp
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
+from ._validate import check_choice
 
 __all__ = ["Orthogonal", "SpecialOrthogonal"]
 
@@ -161,11 +162,7 @@ class Orthogonal(AbstractStructure):
     dtypes = LINALG_DTYPES
 
     def __post_init__(self) -> None:
-        if self.method not in _METHODS:
-            raise ValueError(
-                f"Orthogonal: method must be one of {', '.join(map(repr, _METHODS))}, "
-                f"got {self.method!r}."
-            )
+        check_choice(self, "method", self.method, _METHODS)
 
     def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
         if core[-2] < core[-1]:

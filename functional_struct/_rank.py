@@ -32,29 +32,20 @@ from ._structure import (
     floor_margin,
     largest_entry_signs,
 )
+from ._validate import check_int, check_real
 
 __all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
 
 _FRAME = Orthogonal()  # orthonormal columns by the Cayley map, square or tall
 
 
-def _check_rank(owner: str, rank: object) -> None:
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(f"{owner}: rank must be an int >= 1, got {rank!r}.")
+def _check_rank(owner: AbstractStructure, rank: object) -> None:
+    check_int(owner, "rank", rank, minimum=1)
 
 
-def _check_floors(owner: str, floor: object, relative_floor: object) -> None:
-    number = (int, float)
-    if isinstance(floor, bool) or not (
-        isinstance(floor, number) and floor > 0 and math.isfinite(floor)
-    ):
-        raise ValueError(f"{owner}: floor must be a finite number > 0, got {floor!r}.")
-    if isinstance(relative_floor, bool) or not (
-        isinstance(relative_floor, number) and 0 <= relative_floor < math.inf
-    ):
-        raise ValueError(
-            f"{owner}: relative_floor must be a finite number >= 0, got {relative_floor!r}."
-        )
+def _check_floors(owner: AbstractStructure, floor: object, relative_floor: object) -> None:
+    check_real(owner, "floor", floor, minimum=0, min_open=True)
+    check_real(owner, "relative_floor", relative_floor, minimum=0)
 
 
 def _rank_problem(rank: int, core: tuple[int, ...]) -> str | None:
@@ -118,7 +109,7 @@ class LowRank(AbstractStructure):
     raw_names = ("left", "right")
 
     def __post_init__(self) -> None:
-        _check_rank("LowRank", self.rank)
+        _check_rank(self, self.rank)
 
     def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
         return _rank_problem(self.rank, core)
@@ -193,8 +184,8 @@ class FixedRank(AbstractStructure):
     raw_names = ("left", "singular", "right")
 
     def __post_init__(self) -> None:
-        _check_rank("FixedRank", self.rank)
-        _check_floors("FixedRank", self.floor, self.relative_floor)
+        _check_rank(self, self.rank)
+        _check_floors(self, self.floor, self.relative_floor)
 
     def _check_core_shape(self, core: tuple[int, ...]) -> str | None:
         return _rank_problem(self.rank, core)
@@ -325,7 +316,7 @@ class Invertible(AbstractStructure):
     raw_names = ("orthogonal", "stretch")
 
     def __post_init__(self) -> None:
-        _check_floors("Invertible", self.floor, self.relative_floor)
+        _check_floors(self, self.floor, self.relative_floor)
         # Built once here, not per call: under torch.compile(dynamic=True) the floors are
         # symbolic floats, which PositiveDefinite's own checks cannot take.
         object.__setattr__(self, "_stretch", PositiveDefinite(self.floor, self.relative_floor))
@@ -471,11 +462,7 @@ class BoundedSpectralNorm(AbstractStructure):
     dtypes = LINALG_DTYPES
 
     def __post_init__(self) -> None:
-        m = self.max_norm
-        if isinstance(m, bool) or not (isinstance(m, (int, float)) and m > 0 and math.isfinite(m)):
-            raise ValueError(
-                f"BoundedSpectralNorm: max_norm must be a finite number > 0, got {m!r}."
-            )
+        check_real(self, "max_norm", self.max_norm, minimum=0, min_open=True)
 
     def _apply(self, raw: Tensor) -> Tensor:
         top = _guards.svdvals(raw)[..., 0]  # NaN for non-finite raw
