@@ -171,7 +171,7 @@ _AVERAGING = (_AbstractBand, _AbstractFixedMask, Symmetric, Toeplitz, Hankel, Ci
 
 def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, ...]) -> None:
     for i, part in enumerate(structures[1:], start=1):
-        name = type(part).__name__
+        name = repr(part)
         exact = [e for e in structures[:i] if e.inverse_outside != "project"]
         if exact:
             problem = (
@@ -201,7 +201,7 @@ def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, 
             continue
         raise ValueError(
             f"{type(owner).__name__}: "
-            f"part {i} {problem}. Later parts must be elementwise (Positive, Bounded, "
+            f"structures[{i}] {problem}. Later parts must be elementwise (Positive, Bounded, "
             "Frozen) or, after elementwise parts only, a full-form mask, Symmetric, Toeplitz, "
             "Hankel or Circulant."
         )
@@ -226,8 +226,8 @@ def _check_sum(owner: AbstractStructure, structures: tuple[AbstractStructure, ..
     odd = [part for part in structures if not isinstance(part, AbstractLinear)]
     if odd:
         raise ValueError(
-            f"{type(owner).__name__}: "
-            "can split (and so invert, project and decide membership) only parts that "
+            f"{type(owner).__name__}: structures must be parts it can split (and so invert, "
+            "project and decide membership): parts that "
             "are all linear subspaces (fs.AbstractLinear: masks, Symmetric, SkewSymmetric, "
             "Toeplitz, Hankel, Circulant), or sums with a Frozen() part (LoRA: the set is "
             f"everything), got non-linear {', '.join(map(repr, odd))}. A sum with a non-linear "
