@@ -77,7 +77,8 @@ class PositiveDefinite(AbstractStructure):
     ``exp(S/2)``, so that rounding stays small next to the floor up to moderate n) with
     ``t = floor + relative_floor * trace(exp(S)) / n`` (the batched Padé exponential of this
     library; ``exp(S)`` overflows float32 once an eigenvalue of ``S`` passes about 88, so keep
-    raw entries below about 80 / n). In float32 that advice is not enough at large n: the
+    raw entries below about 80 / n; the range promised is the one ``fs.testing.CATALOG``
+    documents). In float32 that advice is not enough at large n: the
     rounding of ``exp(S)``, relative to its largest eigenvalue, can exceed the floor ``t``,
     which is relative to the mean. Measured (float32 Cholesky of ``apply(raw)``): at n = 64 it
     succeeds for ``full(0.1)``, zeros and random raw of scale 1 and 5; at n = 256 it succeeds

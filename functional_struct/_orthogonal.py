@@ -125,13 +125,14 @@ class Orthogonal(AbstractStructure):
       strict lower raw triangle (zero-padded to n x n for tall raw) and ``Q`` is the first columns
       of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv_ex``
       (``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13). Orthogonality
-      degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about
-      100. Rotations with an eigenvalue -1 (such as ``-I`` for even n) are out of its reach:
-      ``inverse`` gives NaN raw there.
+      degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to the
+      ``max_magnitude`` ``fs.testing.CATALOG`` documents. Rotations with an eigenvalue -1
+      (such as ``-I`` for even n) are out of its reach: ``inverse`` gives NaN raw there.
     - ``"expm"`` (square only): ``Q = exp(A)``, by the batched Padé exponential of this library
-      (8 squarings; accurate while the 1-norm of ``A`` is below about 1000 in float32, so raw
-      entries up to about 500 / n). ``inverse`` is the principal matrix logarithm (polar square
-      roots, then the inverse Cayley series), computed in float64.
+      (8 squarings; accurate while the 1-norm of ``A`` is below about 1000 in float32; the
+      raw range promised is the one ``fs.testing.CATALOG`` documents). ``inverse`` is the
+      principal matrix logarithm (polar square roots, then the inverse Cayley series),
+      computed in float64.
     - ``"householder"``: ``Q = -H₁ ⋯ H_k`` (first columns), each ``H_j`` the reflection along
       the raw column ``j`` below the diagonal with a unit in the diagonal slot
       (``torch.linalg.householder_product``). Raw zero gives the identity. Columns that would

@@ -162,7 +162,8 @@ class FixedRank(AbstractStructure):
     the frames from the SVD, in float64 (the SVD's freedom, a joint rotation within equal
     singular values, is spent keeping the frames inside the Cayley charts); ``project`` is the
     truncated SVD with ``σ`` lifted to the floor (the nearest member).
-    The frames inherit the Cayley map's range: raw entries of ``left``/``right`` up to about 100.
+    The frames inherit the Cayley map's range (the ``max_magnitude`` ``fs.testing.CATALOG``
+    documents for ``left``/``right``).
 
     Args:
       rank: the rank, at most ``min(n, m)``.
@@ -364,11 +365,11 @@ class SpecialLinear(AbstractStructure):
     rotations with an eigenvalue -1 are out of the Cayley map's reach, ``inverse`` gives NaN
     there). The condition number is ``exp(λ_max(S) - λ_min(S))``, and the eigenvalues of ``S``
     grow like the raw scale times ``√n``: float32 holds ``det = 1`` within ``contains``'s
-    tolerance for stretch raw entries up to about 0.3 (the catalog's range, tested for
-    n <= 5). Beyond it ``apply`` still returns finite matrices (up to stretch entries of about
-    10) but rounding lets the determinant drift from 1, far at large n (det was measured up to
-    1e70 at n = 64 for stretch raw of scale 1): scale the stretch raw down by ``√n``, as
-    ``init`` does, or use float64. ``contains``
+    tolerance for stretch raw entries up to the ``max_magnitude`` ``fs.testing.CATALOG``
+    documents (with its ``core_shapes``). Beyond it ``apply`` still returns finite matrices (up
+    to its ``finite_magnitude``) but rounding lets the determinant drift from 1, far at large
+    n (det was measured up to 1e70 at n = 64 for stretch raw of scale 1): scale the stretch
+    raw down by ``√n``, as ``init`` does, or use float64. ``contains``
     accepts ``|log det v| <= Σ |v⁻ᵀ| (atol + rtol |v|)``, the change of log det that entrywise
     tolerances reach, to first order. ``project`` takes the polar factors of ``v`` (flipping
     the direction of the smallest singular value where ``det v < 0``) and rescales the singular
