@@ -13,6 +13,7 @@ from ._rawform import RawShape, is_factored, leaves, map_raw
 from ._structure import AbstractStructure, raw_form_of
 from ._subspaces import Circulant, Hankel, Symmetric, Toeplitz
 from ._triangular import _AbstractBand, _AbstractFixedMask
+from ._validate import check_int, invalid
 
 __all__ = ["Chain", "Frozen", "Sum"]
 
@@ -128,8 +129,8 @@ class Chain(_Composite):
     structures: tuple[AbstractStructure, ...]
 
     def __init__(self, *structures: AbstractStructure) -> None:
-        _check_parts("Chain", structures)
-        _check_chain(structures)
+        _check_parts(self, structures)
+        _check_chain(self, structures)
         object.__setattr__(self, "structures", tuple(structures))
 
     def __repr__(self) -> str:
@@ -180,15 +181,13 @@ class Chain(_Composite):
         return super().init_like(value, generator=generator)
 
 
-def _check_parts(owner: str, structures: tuple[Any, ...]) -> None:
+def _check_parts(owner: AbstractStructure, structures: tuple[Any, ...]) -> None:
     if not structures:
-        raise ValueError(f"{owner}: needs at least one structure, got none.")
+        raise invalid(owner, "structures", "one or more structures", structures)
     for i, part in enumerate(structures):
         if not isinstance(part, AbstractStructure):
-            raise TypeError(
-                f"{owner}: part {i} must be a structure (such as fs.Positive()), "
-                f"got {type(part).__name__}: {part!r}."
-            )
+            expected = "a structure (such as fs.Positive())"
+            raise invalid(owner, f"structures[{i}]", expected, part, TypeError)
 
 
 # Full-form linear structures that map an elementwise set (an interval for every entry) onto
@@ -198,9 +197,9 @@ def _check_parts(owner: str, structures: tuple[Any, ...]) -> None:
 _AVERAGING = (_AbstractBand, _AbstractFixedMask, Symmetric, Toeplitz, Hankel, Circulant)
 
 
-def _check_chain(structures: tuple[AbstractStructure, ...]) -> None:
+def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, ...]) -> None:
     for i, part in enumerate(structures[1:], start=1):
-        name = type(part).__name__
+        name = repr(part)
         exact = [e for e in structures[:i] if e.inverse_outside != "project"]
         probe = (3,) * part.core_ndim
         if exact:
@@ -230,7 +229,8 @@ def _check_chain(structures: tuple[AbstractStructure, ...]) -> None:
         else:
             continue
         raise ValueError(
-            f"Chain: part {i} {problem}. Later parts must be elementwise (Positive, Bounded, "
+            f"{type(owner).__name__}: "
+            f"structures[{i}] {problem}. Later parts must be elementwise (Positive, Bounded, "
             "Frozen) or, after elementwise parts only, a full-form mask, Symmetric, Toeplitz, "
             "Hankel or Circulant."
         )
@@ -240,13 +240,14 @@ def _is_frozen_sum(structures: tuple[AbstractStructure, ...]) -> bool:
     return any(isinstance(part, Frozen) for part in structures)
 
 
-def _check_sum(structures: tuple[AbstractStructure, ...]) -> None:
+def _check_sum(owner: AbstractStructure, structures: tuple[AbstractStructure, ...]) -> None:
     if _is_frozen_sum(structures):
         return
     odd = [part for part in structures if not part.linear]
     if odd:
         raise ValueError(
-            "Sum: can split (and so invert, project and decide membership) only parts that "
+            f"{type(owner).__name__}: structures must be parts it can split (and so invert, "
+            "project and decide membership): parts that "
             "are all linear subspaces (masks, Symmetric, SkewSymmetric, "
             "Toeplitz, Hankel, Circulant), or sums with a Frozen() part (LoRA: the set is "
             f"everything), got non-linear {', '.join(map(repr, odd))}. A sum with a non-linear "
@@ -307,10 +308,9 @@ class Sum(_Composite):
     inverse_outside = "project"  # inverse is the split whose sum is project(value)
 
     def __init__(self, *structures: AbstractStructure, iterations: int = 200) -> None:
-        _check_parts("Sum", structures)
-        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-            raise ValueError(f"Sum: iterations must be an int >= 1, got {iterations!r}.")
-        _check_sum(structures)
+        _check_parts(self, structures)
+        check_int(self, "iterations", iterations, minimum=1)
+        _check_sum(self, structures)
         object.__setattr__(self, "structures", tuple(structures))
         object.__setattr__(self, "iterations", iterations)
 

@@ -23,6 +23,7 @@ from ._structure import (
     floor_margin,
     largest_entry_signs,
 )
+from ._validate import check_choice, check_int, check_real
 
 __all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite", "PositiveSemidefinite"]
 
@@ -77,7 +78,8 @@ class PositiveDefinite(AbstractStructure):
     ``exp(S/2)``, so that rounding stays small next to the floor up to moderate n) with
     ``t = floor + relative_floor * trace(exp(S)) / n`` (the batched Padé exponential of this
     library; ``exp(S)`` overflows float32 once an eigenvalue of ``S`` passes about 88, so keep
-    raw entries below about 80 / n). In float32 that advice is not enough at large n: the
+    raw entries below about 80 / n; the range promised is the one ``fs.testing.CATALOG``
+    documents). In float32 that advice is not enough at large n: the
     rounding of ``exp(S)``, relative to its largest eigenvalue, can exceed the floor ``t``,
     which is relative to the mean. Measured (float32 Cholesky of ``apply(raw)``): at n = 64 it
     succeeds for ``full(0.1)``, zeros and random raw of scale 1 and 5; at n = 256 it succeeds
@@ -122,24 +124,9 @@ class PositiveDefinite(AbstractStructure):
     square = True
 
     def __post_init__(self) -> None:
-        if self.method not in _PD_METHODS:
-            raise ValueError(
-                f"PositiveDefinite: method must be one of {', '.join(map(repr, _PD_METHODS))}, "
-                f"got {self.method!r}."
-            )
-        if isinstance(self.floor, bool) or not (
-            isinstance(self.floor, (int, float)) and self.floor > 0 and math.isfinite(self.floor)
-        ):
-            raise ValueError(
-                f"PositiveDefinite: floor must be a finite number > 0, got {self.floor!r}."
-            )
-        if isinstance(self.relative_floor, bool) or not (
-            isinstance(self.relative_floor, (int, float)) and 0 <= self.relative_floor < math.inf
-        ):
-            raise ValueError(
-                "PositiveDefinite: relative_floor must be a finite number >= 0, "
-                f"got {self.relative_floor!r}."
-            )
+        check_choice(self, "method", self.method, _PD_METHODS)
+        check_real(self, "floor", self.floor, minimum=0, min_open=True)
+        check_real(self, "relative_floor", self.relative_floor, minimum=0)
 
     def _shift_from_value(self, value: Tensor) -> Tensor:
         # trace(A) = (1 + r) ‖L‖² + n floor, solved for ‖L‖² / n.
@@ -263,9 +250,7 @@ class PositiveSemidefinite(AbstractStructure):
     inverse_outside = "project"
 
     def __post_init__(self) -> None:
-        r = self.rank
-        if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < 1):
-            raise ValueError(f"PositiveSemidefinite: rank must be None or an int >= 1, got {r!r}.")
+        check_int(self, "rank", self.rank, minimum=1, allow_none=True)
 
     def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
         """The factor ``F``: ``n x rank`` (``n x n`` without a rank)."""
@@ -347,12 +332,7 @@ class CholeskyFactor(AbstractStructure):
     inverse_outside = "project"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.floor, (int, float)) and 0 < self.floor < math.inf) or isinstance(
-            self.floor, bool
-        ):
-            raise ValueError(
-                f"CholeskyFactor: floor must be a finite number > 0, got {self.floor!r}."
-            )
+        check_real(self, "floor", self.floor, minimum=0, min_open=True)
 
     def _apply(self, raw: Tensor) -> Tensor:
         diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + self.floor
@@ -421,10 +401,7 @@ class Correlation(AbstractStructure):
     square = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.floor, bool) or not (
-            isinstance(self.floor, (int, float)) and 0 < self.floor < 1
-        ):
-            raise ValueError(f"Correlation: floor must be a number in (0, 1), got {self.floor!r}.")
+        check_real(self, "floor", self.floor, minimum=0, maximum=1, min_open=True, max_open=True)
 
     def _from_factor(self, factor: Tensor) -> Tensor:
         gram = (1 - self.floor) * (factor @ factor.mT)

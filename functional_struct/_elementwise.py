@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._structure import AbstractStructure
+from ._validate import check_real, invalid
 
 __all__ = ["Bounded", "Positive", "inverse_softplus"]
 
@@ -17,13 +17,6 @@ __all__ = ["Bounded", "Positive", "inverse_softplus"]
 def inverse_softplus(y: Tensor) -> Tensor:
     """The stable inverse of ``softplus``: ``y + log(-expm1(-y))`` (``-inf`` at 0)."""
     return y + torch.log(-torch.expm1(-y))
-
-
-def _check_finite(structure: object, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(
-            f"{type(structure).__name__}: {name} must be a finite number, got {value!r}."
-        )
 
 
 class _AbstractElementwise(AbstractStructure):
@@ -56,7 +49,7 @@ class Positive(_AbstractElementwise):
     min: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_finite(self, "min", self.min)
+        check_real(self, "min", self.min)
 
     def _apply(self, raw: Tensor) -> Tensor:
         return F.softplus(raw) + self.min
@@ -89,12 +82,10 @@ class Bounded(_AbstractElementwise):
     high: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_finite(self, "low", self.low)
-        _check_finite(self, "high", self.high)
+        check_real(self, "low", self.low)
+        check_real(self, "high", self.high)
         if not self.low < self.high:
-            raise ValueError(
-                f"Bounded: needs low < high, got low={self.low!r}, high={self.high!r}."
-            )
+            raise invalid(self, "high", f"a finite float > low = {self.low!r}", self.high)
 
     def _apply(self, raw: Tensor) -> Tensor:
         return self.low + (self.high - self.low) * torch.sigmoid(raw)

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ._rawform import RawShape
 from ._structure import AbstractStructure, close
+from ._validate import check_bool
 
 __all__ = ["AbstractLinear", "Pattern", "band_size"]
 
@@ -148,6 +149,9 @@ class AbstractLinear(AbstractStructure):
     @property
     def square(self) -> bool:  # noqa: D102 - documented on the base
         return self.packed
+
+    def __post_init__(self) -> None:
+        check_bool(self, "packed", self.packed)
 
     @abc.abstractmethod
     def _size(self, n: int) -> int:

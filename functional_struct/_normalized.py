@@ -12,16 +12,14 @@ import torch
 from torch import Tensor
 
 from ._structure import AbstractStructure
+from ._validate import check_int, check_real
 
 __all__ = ["DoublyStochastic", "Simplex", "UnitNorm"]
 
 
 def _check_dim(structure: object, dim: object) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim >= 0:
-        raise ValueError(
-            f"{type(structure).__name__}: dim must be a negative int (counted from the end, so "
-            f"that leading dims stay batch dims), got {dim!r}."
-        )
+    expected = "a negative int (counted from the end, so that leading dims stay batch dims)"
+    check_int(structure, "dim", dim, maximum=-1, expected=expected)
 
 
 class _AbstractAlongDim(AbstractStructure):
@@ -181,18 +179,8 @@ class DoublyStochastic(AbstractStructure):
     square = True
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.iterations, bool)
-            or not isinstance(self.iterations, int)
-            or (self.iterations < 1)
-        ):
-            raise ValueError(
-                f"DoublyStochastic: iterations must be an int >= 1, got {self.iterations!r}."
-            )
-        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0):
-            raise ValueError(
-                f"DoublyStochastic: tolerance must be a number >= 0, got {self.tolerance!r}."
-            )
+        check_int(self, "iterations", self.iterations, minimum=1)
+        check_real(self, "tolerance", self.tolerance, minimum=0)
 
     def _apply(self, raw: Tensor) -> Tensor:
         return _sinkhorn(raw, self.iterations)

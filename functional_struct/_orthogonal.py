@@ -13,6 +13,7 @@ from . import _guards
 from ._expm import matrix_exp
 from ._rawform import RawShape
 from ._structure import LINALG_DTYPES, AbstractStructure, close, eye_like
+from ._validate import check_choice
 
 __all__ = ["Orthogonal", "SpecialOrthogonal"]
 
@@ -125,13 +126,14 @@ class Orthogonal(AbstractStructure):
       strict lower raw triangle (zero-padded to n x n for tall raw) and ``Q`` is the first columns
       of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, computed with ``torch.linalg.inv_ex``
       (``vmap(jacfwd(torch.linalg.solve))`` is silently wrong in torch 2.13). Orthogonality
-      degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to about
-      100. Rotations with an eigenvalue -1 (such as ``-I`` for even n) are out of its reach:
-      ``inverse`` gives NaN raw there.
+      degrades as ``eps * ‖raw‖``: it holds to float32 precision for raw entries up to the
+      ``max_magnitude`` ``fs.testing.CATALOG`` documents. Rotations with an eigenvalue -1
+      (such as ``-I`` for even n) are out of its reach: ``inverse`` gives NaN raw there.
     - ``"expm"`` (square only): ``Q = exp(A)``, by the batched Padé exponential of this library
-      (8 squarings; accurate while the 1-norm of ``A`` is below about 1000 in float32, so raw
-      entries up to about 500 / n). ``inverse`` is the principal matrix logarithm (polar square
-      roots, then the inverse Cayley series), computed in float64.
+      (8 squarings; accurate while the 1-norm of ``A`` is below about 1000 in float32; the
+      raw range promised is the one ``fs.testing.CATALOG`` documents). ``inverse`` is the
+      principal matrix logarithm (polar square roots, then the inverse Cayley series),
+      computed in float64.
     - ``"householder"``: ``Q = -H₁ ⋯ H_k`` (first columns), each ``H_j`` the reflection along
       the raw column ``j`` below the diagonal with a unit in the diagonal slot
       (``torch.linalg.householder_product``). Raw zero gives the identity. Columns that would
@@ -162,11 +164,7 @@ class Orthogonal(AbstractStructure):
     dtypes = LINALG_DTYPES
 
     def __post_init__(self) -> None:
-        if self.method not in _METHODS:
-            raise ValueError(
-                f"Orthogonal: method must be one of {', '.join(map(repr, _METHODS))}, "
-                f"got {self.method!r}."
-            )
+        check_choice(self, "method", self.method, _METHODS)
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """Square or tall (rows >= columns); square only for ``method="expm"``."""

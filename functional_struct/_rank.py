@@ -34,29 +34,20 @@ from ._structure import (
     floor_margin,
     largest_entry_signs,
 )
+from ._validate import check_int, check_real
 
 __all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
 
 _FRAME = Orthogonal()  # orthonormal columns by the Cayley map, square or tall
 
 
-def _check_rank(owner: str, rank: object) -> None:
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(f"{owner}: rank must be an int >= 1, got {rank!r}.")
+def _check_rank(owner: AbstractStructure, rank: object) -> None:
+    check_int(owner, "rank", rank, minimum=1)
 
 
-def _check_floors(owner: str, floor: object, relative_floor: object) -> None:
-    number = (int, float)
-    if isinstance(floor, bool) or not (
-        isinstance(floor, number) and floor > 0 and math.isfinite(floor)
-    ):
-        raise ValueError(f"{owner}: floor must be a finite number > 0, got {floor!r}.")
-    if isinstance(relative_floor, bool) or not (
-        isinstance(relative_floor, number) and 0 <= relative_floor < math.inf
-    ):
-        raise ValueError(
-            f"{owner}: relative_floor must be a finite number >= 0, got {relative_floor!r}."
-        )
+def _check_floors(owner: AbstractStructure, floor: object, relative_floor: object) -> None:
+    check_real(owner, "floor", floor, minimum=0, min_open=True)
+    check_real(owner, "relative_floor", relative_floor, minimum=0)
 
 
 class _Pair(NamedTuple):
@@ -134,7 +125,7 @@ class LowRank(AbstractStructure):
     inverse_outside = "project"
 
     def __post_init__(self) -> None:
-        _check_rank("LowRank", self.rank)
+        _check_rank(self, self.rank)
 
     def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
         """``(left, right)``: ``m x rank`` and ``n x rank`` for an ``m x n`` value."""
@@ -190,7 +181,8 @@ class FixedRank(AbstractStructure):
     the frames from the SVD, in float64 (the SVD's freedom, a joint rotation within equal
     singular values, is spent keeping the frames inside the Cayley charts); ``project`` is the
     truncated SVD with ``σ`` lifted to the floor (the nearest member).
-    The frames inherit the Cayley map's range: raw entries of ``left``/``right`` up to about 100.
+    The frames inherit the Cayley map's range (the ``max_magnitude`` ``fs.testing.CATALOG``
+    documents for ``left``/``right``).
 
     Args:
       rank: the rank, at most ``min(n, m)``.
@@ -211,8 +203,8 @@ class FixedRank(AbstractStructure):
     dtypes = LINALG_DTYPES
 
     def __post_init__(self) -> None:
-        _check_rank("FixedRank", self.rank)
-        _check_floors("FixedRank", self.floor, self.relative_floor)
+        _check_rank(self, self.rank)
+        _check_floors(self, self.floor, self.relative_floor)
 
     def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
         """``(left, singular, right)``: ``m x rank``, ``rank`` and ``n x rank``."""
@@ -346,7 +338,7 @@ class Invertible(AbstractStructure):
     square = True
 
     def __post_init__(self) -> None:
-        _check_floors("Invertible", self.floor, self.relative_floor)
+        _check_floors(self, self.floor, self.relative_floor)
         # Built once here, not per call: under torch.compile(dynamic=True) the floors are
         # symbolic floats, which PositiveDefinite's own checks cannot take.
         object.__setattr__(self, "_stretch", PositiveDefinite(self.floor, self.relative_floor))
@@ -399,11 +391,11 @@ class SpecialLinear(AbstractStructure):
     rotations with an eigenvalue -1 are out of the Cayley map's reach, ``inverse`` gives NaN
     there). The condition number is ``exp(λ_max(S) - λ_min(S))``, and the eigenvalues of ``S``
     grow like the raw scale times ``√n``: float32 holds ``det = 1`` within ``contains``'s
-    tolerance for stretch raw entries up to about 0.3 (the catalog's range, tested for
-    n <= 5). Beyond it ``apply`` still returns finite matrices (up to stretch entries of about
-    10) but rounding lets the determinant drift from 1, far at large n (det was measured up to
-    1e70 at n = 64 for stretch raw of scale 1): scale the stretch raw down by ``√n``, as
-    ``init`` does, or use float64. ``contains``
+    tolerance for stretch raw entries up to the ``max_magnitude`` ``fs.testing.CATALOG``
+    documents (with its ``core_shapes``). Beyond it ``apply`` still returns finite matrices (up
+    to its ``finite_magnitude``) but rounding lets the determinant drift from 1, far at large
+    n (det was measured up to 1e70 at n = 64 for stretch raw of scale 1): scale the stretch
+    raw down by ``√n``, as ``init`` does, or use float64. ``contains``
     accepts ``|log det v| <= Σ |v⁻ᵀ| (atol + rtol |v|)``, the change of log det that entrywise
     tolerances reach, to first order. ``project`` takes the polar factors of ``v`` (flipping
     the direction of the smallest singular value where ``det v < 0``) and rescales the singular
@@ -501,11 +493,7 @@ class BoundedSpectralNorm(AbstractStructure):
     dtypes = LINALG_DTYPES
 
     def __post_init__(self) -> None:
-        m = self.max_norm
-        if isinstance(m, bool) or not (isinstance(m, (int, float)) and m > 0 and math.isfinite(m)):
-            raise ValueError(
-                f"BoundedSpectralNorm: max_norm must be a finite number > 0, got {m!r}."
-            )
+        check_real(self, "max_norm", self.max_norm, minimum=0, min_open=True)
 
     def _apply(self, raw: Tensor) -> Tensor:
         top = _guards.svdvals(raw)[..., 0]  # NaN for non-finite raw

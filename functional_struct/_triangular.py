@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ._linear import AbstractLinear, Pattern, band_pattern, band_size
 from ._rawform import RawShape
+from ._validate import check_bool_matrix, check_int, check_ints
 
 __all__ = [
     "Banded",
@@ -27,13 +28,6 @@ __all__ = [
     "Masked",
     "UpperTriangular",
 ]
-
-
-def _check_int(structure: object, name: str, value: object, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{type(structure).__name__}: {name} must be an int, got {value!r}.")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{type(structure).__name__}: {name} must be >= {minimum}, got {value!r}.")
 
 
 class _AbstractBand(AbstractLinear):
@@ -75,7 +69,8 @@ class UpperTriangular(_AbstractBand):
     _size_formula = "n(n+1)/2 for diagonal=0"
 
     def __post_init__(self) -> None:
-        _check_int(self, "diagonal", self.diagonal)
+        super().__post_init__()
+        check_int(self, "diagonal", self.diagonal)
 
     def _band(self) -> tuple[float, float]:
         return self.diagonal, math.inf
@@ -104,7 +99,8 @@ class LowerTriangular(_AbstractBand):
     _size_formula = "n(n+1)/2 for diagonal=0"
 
     def __post_init__(self) -> None:
-        _check_int(self, "diagonal", self.diagonal)
+        super().__post_init__()
+        check_int(self, "diagonal", self.diagonal)
 
     def _band(self) -> tuple[float, float]:
         return -math.inf, self.diagonal
@@ -161,8 +157,9 @@ class Banded(_AbstractBand):
     _size_formula = "n(lower+upper+1) - lower(lower+1)/2 - upper(upper+1)/2 for n > both"
 
     def __post_init__(self) -> None:
-        _check_int(self, "lower", self.lower, 0)
-        _check_int(self, "upper", self.upper, 0)
+        super().__post_init__()
+        check_int(self, "lower", self.lower, minimum=0)
+        check_int(self, "upper", self.upper, minimum=0)
 
     def _band(self) -> tuple[float, float]:
         return -self.lower, self.upper
@@ -220,13 +217,7 @@ class BlockDiagonal(_AbstractFixedMask):
     sizes: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.sizes, (tuple, list)) or not self.sizes:
-            raise TypeError(
-                f"BlockDiagonal: sizes must be a non-empty tuple of ints, got {self.sizes!r}."
-            )
-        object.__setattr__(self, "sizes", tuple(self.sizes))
-        for size in self.sizes:
-            _check_int(self, "each block size", size, 1)
+        object.__setattr__(self, "sizes", check_ints(self, "sizes", self.sizes, minimum=1))
 
     def _mask_shape(self) -> tuple[int, int]:
         n = sum(self.sizes)
@@ -261,25 +252,7 @@ class Masked(_AbstractFixedMask):
     mask: tuple[tuple[bool, ...], ...]
 
     def __post_init__(self) -> None:
-        mask = self.mask
-        if isinstance(mask, Tensor):
-            if mask.dtype != torch.bool or mask.dim() != 2:
-                raise TypeError(
-                    f"Masked: mask must be a 2-D bool tensor or nested lists of bools, got a "
-                    f"{mask.dim()}-D {mask.dtype} tensor."
-                )
-            mask = mask.tolist()
-        rows = [tuple(row) for row in mask] if isinstance(mask, (list, tuple)) else None
-        if (
-            not rows
-            or any(len(row) != len(rows[0]) or not row for row in rows)
-            or any(not isinstance(x, bool) for row in rows for x in row)
-        ):
-            raise TypeError(
-                "Masked: mask must be a non-empty rectangular 2-D bool tensor or nested lists of "
-                f"bools, got {self.mask!r}."
-            )
-        object.__setattr__(self, "mask", tuple(rows))
+        object.__setattr__(self, "mask", check_bool_matrix(self, "mask", self.mask))
 
     def _mask_shape(self) -> tuple[int, int]:
         return len(self.mask), len(self.mask[0])

@@ -117,12 +117,16 @@ def test_nan_propagates_and_is_not_contained():
         {"floor": -1.0},
         {"relative_floor": -1e-3},
         {"floor": float("inf")},
-        {"floor": "1"},
     ],
 )
 def test_bad_hyperparameters(kwargs):
     with pytest.raises(ValueError, match="PositiveDefinite: .*floor must be"):
         fs.PositiveDefinite(**kwargs)
+
+
+def test_hyperparameters_of_the_wrong_type():
+    with pytest.raises(TypeError, match="PositiveDefinite: floor must be a finite float > 0"):
+        fs.PositiveDefinite(floor="1")
 
 
 def test_cholesky_factor_is_lower_triangular_with_a_floored_diagonal():
@@ -138,7 +142,7 @@ def test_cholesky_factor_is_lower_triangular_with_a_floored_diagonal():
 
 
 def test_cholesky_factor_floor_must_be_positive():
-    with pytest.raises(ValueError, match="CholeskyFactor: floor must be a finite number > 0"):
+    with pytest.raises(ValueError, match="CholeskyFactor: floor must be a finite float > 0"):
         fs.CholeskyFactor(floor=0.0)
 
 

@@ -41,7 +41,7 @@ def test_bounded_stays_inside_and_inverts():
 
 
 def test_bounded_needs_low_below_high():
-    with pytest.raises(ValueError, match=r"Bounded: needs low < high, got low=2, high=1"):
+    with pytest.raises(ValueError, match=r"Bounded: high must be a finite float > low = 2, got 1"):
         fs.Bounded(2, 1)
 
 
@@ -117,7 +117,7 @@ def test_doubly_stochastic_range_is_documented():
         (lambda: fs.Simplex(dim=1), "Simplex: dim must be a negative int"),
         (lambda: fs.UnitNorm(dim=0), "UnitNorm: dim must be a negative int"),
         (lambda: fs.DoublyStochastic(iterations=0), "iterations must be an int >= 1"),
-        (lambda: fs.Positive(min=math.inf), "Positive: min must be a finite number"),
+        (lambda: fs.Positive(min=math.inf), "Positive: min must be a finite float, got inf"),
     ],
 )
 def test_bad_hyperparameters(factory, message):

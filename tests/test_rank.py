@@ -165,7 +165,7 @@ def test_factored_bad_input_names_the_part():
         fs.LowRank(4).init((3, 5))
     with pytest.raises(ValueError, match="rank must be an int >= 1"):
         fs.LowRank(0)
-    with pytest.raises(ValueError, match="max_norm must be a finite number > 0"):
+    with pytest.raises(ValueError, match="max_norm must be a finite float > 0"):
         fs.BoundedSpectralNorm(-1.0)
     assert math.isfinite(fs.LowRank(1).apply((torch.ones(2, 1), torch.ones(2, 1))).sum())
 

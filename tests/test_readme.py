@@ -58,3 +58,37 @@ def test_the_structures_whose_inverse_projects_are_the_ones_the_readme_lists():
     linear = {n for n in projecting if issubclass(getattr(fs, n), fs.AbstractLinear)}
     assert "masks and linear subspaces" in listed
     assert named == projecting - linear
+
+
+def test_documented_ranges_table_is_the_catalog():
+    """The README's range table states the catalog's figures, and lists every entry whose
+    ranges differ from the defaults (the catalog is the one source; this keeps them equal)."""
+    import ast
+    import dataclasses
+
+    import functional_struct as fs
+    from functional_struct.testing import CATALOG, CatalogEntry
+
+    defaults = {f.name: f.default for f in dataclasses.fields(CatalogEntry)}
+    text = README.read_text()
+    section = text[text.index("### Documented ranges") : text.index("## Guarantees")]
+    rows = re.findall(r"^\| `(.+?)` \| (\S+) \| (\S+) \| (.+?) \|$", section, flags=re.M)
+    assert rows, "no rows in the README's documented ranges table"
+    namespace = {name: getattr(fs, name) for name in fs.__all__}
+    listed = []
+    for code, membership, finite, shapes in rows:
+        structure = eval(code, namespace)  # noqa: S307 - the README's own text
+        entries = [e for e in CATALOG if e.structure == structure]
+        assert len(entries) == 1, f"README range row {code} matches {len(entries)} catalog entries"
+        entry = entries[0]
+        assert float(membership) == entry.max_magnitude, (code, membership, entry.max_magnitude)
+        assert float(finite) == entry.finite_magnitude, (code, finite, entry.finite_magnitude)
+        assert ast.literal_eval(f"({shapes},)") == entry.core_shapes, (code, shapes)
+        listed.append(entry)
+    for entry in CATALOG:
+        ranges = (entry.max_magnitude, entry.finite_magnitude)
+        if ranges != (defaults["max_magnitude"], defaults["finite_magnitude"]):
+            assert entry in listed, f"{entry.id} has non-default ranges but no README row"
+    sentence = "Every catalog entry not listed here is promised both up to 1e4."
+    assert sentence in " ".join(section.split())
+    assert defaults["max_magnitude"] == defaults["finite_magnitude"] == 1e4

@@ -114,12 +114,17 @@ def test_masked_accepts_tensor_or_lists_and_is_hashable():
 @pytest.mark.parametrize(
     ("factory", "error", "message"),
     [
-        (lambda: fs.Banded(-1, 0), ValueError, "Banded: lower must be >= 0, got -1"),
+        (lambda: fs.Banded(-1, 0), ValueError, "Banded: lower must be an int >= 0, got -1"),
         (lambda: fs.Banded(0, 1.5), TypeError, "Banded: upper must be an int"),
-        (lambda: fs.BlockDiagonal(()), TypeError, "BlockDiagonal: sizes must be a non-empty"),
-        (lambda: fs.BlockDiagonal((2, 0)), ValueError, "each block size must be >= 1"),
+        (lambda: fs.BlockDiagonal(()), ValueError, "BlockDiagonal: sizes must be a non-empty"),
+        (
+            lambda: fs.BlockDiagonal((2, 0)),
+            ValueError,
+            r"BlockDiagonal: sizes\[1\] must be an int >= 1, got 0",
+        ),
         (lambda: fs.Masked([[1, 0]]), TypeError, "Masked: mask must be"),
-        (lambda: fs.Masked(torch.ones(2, 2)), TypeError, "Masked: mask must be a 2-D bool"),
+        (lambda: fs.Masked(torch.ones(2, 2)), TypeError, "Masked: mask must be .* 2-D bool"),
+        (lambda: fs.Masked([[True], [True, False]]), ValueError, "Masked: mask must be"),
     ],
 )
 def test_bad_hyperparameters(factory, error, message):
