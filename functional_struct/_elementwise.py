@@ -9,14 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._kernels import inverse_softplus
 from ._structure import AbstractStructure
 
 __all__ = ["Bounded", "Positive", "inverse_softplus"]
-
-
-def inverse_softplus(y: Tensor) -> Tensor:
-    """The stable inverse of ``softplus``: ``y + log(-expm1(-y))`` (``-inf`` at 0)."""
-    return y + torch.log(-torch.expm1(-y))
 
 
 def _check_finite(structure: object, name: str, value: object) -> None:
