@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ._rank import LowRank
-from ._rawform import RawShape, is_factored, leaves, map_raw
+from ._rawform import RawShape, is_factored, leaves, map_raw, parts_of
 from ._structure import AbstractStructure, raw_form_of
 from ._subspaces import Circulant, Hankel, Symmetric, Toeplitz
 from ._triangular import _AbstractBand, _AbstractFixedMask
@@ -83,8 +83,9 @@ def _map_form(fn: Any, form: RawShape) -> RawShape:
     """``fn`` on every shape of a raw form, keeping its nesting (and the names of its parts)."""
     if isinstance(form, torch.Size):
         return fn(form)
-    parts = [_map_form(fn, part) for part in form]
-    return type(form)(*parts) if hasattr(form, "_fields") else tuple(parts)
+    parts: list[RawShape] = [_map_form(fn, part) for part in parts_of(form)]
+    named: Any = type(form)  # a NamedTuple of shapes is rebuilt by its fields
+    return named(*parts) if hasattr(form, "_fields") else tuple(parts)
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -266,13 +267,13 @@ class Sum(_Composite):
     The raw is the tuple of the parts' raws (each part's own form). ``Sum`` accepts two kinds
     of parts, the ones whose sum it can split exactly (others raise a ``ValueError``):
 
-    - **linear subspaces** (structures whose ``linear`` is True: masks, ``Symmetric``, ``SkewSymmetric``,
-      ``Toeplitz``, ``Hankel``, ``Circulant``, full or packed). The set is the sum of the
-      subspaces; ``project`` is the orthogonal projection onto it, found by ``iterations``
-      steps of conjugate gradients on the least-squares split (in float64; measured to
-      converge to 1e-13 within 200 steps for every pair of these up to 64 x 64, Circulant
-      plus a triangle being the slowest); ``inverse`` gives each part its share of that
-      split; ``contains(v)`` checks that the projection is ``v`` at the scale of the
+    - **linear subspaces** (structures whose ``linear`` is True: masks, ``Symmetric``,
+      ``SkewSymmetric``, ``Toeplitz``, ``Hankel``, ``Circulant``, full or packed). The set is
+      the sum of the subspaces; ``project`` is the orthogonal projection onto it, found by
+      ``iterations`` steps of conjugate gradients on the least-squares split (in float64;
+      measured to converge to 1e-13 within 200 steps for every pair of these up to 64 x 64,
+      Circulant plus a triangle being the slowest); ``inverse`` gives each part its share of
+      that split; ``contains(v)`` checks that the projection is ``v`` at the scale of the
       matrix's largest entry.
     - **a** ``Frozen()`` **part** with any others, such as ``Sum(Frozen(), LowRank(4))`` for
       LoRA: the set is every tensor. ``inverse`` puts the others at a rest point (zero, with
@@ -326,7 +327,7 @@ class Sum(_Composite):
         """The value shape every part's raw stands for (they must agree)."""
         values = [
             self._part_value_shape(part, form)
-            for part, form in zip(self.structures, raw_shape, strict=True)
+            for part, form in zip(self.structures, parts_of(raw_shape), strict=True)
         ]
         if any(v != values[0] for v in values[1:]):
             got = ", ".join(str(tuple(v)) for v in values)
@@ -425,8 +426,10 @@ class Sum(_Composite):
         )
 
     def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> Any:
-        """A Frozen sum keeps ``value``: the split of ``raw_from``, with ``LowRank``'s right
-        factor drawn at random (LoRA's start: one factor zero, the other random)."""
+        """A Frozen sum keeps ``value``: the split of ``raw_from``, random ``LowRank`` right.
+
+        LoRA's start: one factor zero, the other random.
+        """
         if not _is_frozen_sum(self.structures):
             return tuple(part.init_like(value, generator=generator) for part in self.structures)
         self._check_value(value, "init_like", "value")
@@ -450,10 +453,11 @@ def _rest_raw(part: AbstractStructure, value: Tensor) -> Any:
     a saddle with zero gradient). Other parts get ``inverse(project(0))``.
     """
     if isinstance(part, LowRank):
-        *batch, n, m = value.shape
-        left = value.new_zeros((*batch, n, part.rank))
+        n, m = value.shape[-2:]
+        lead = value.shape[:-2]
+        left = value.new_zeros((*lead, n, part.rank))
         right = torch.eye(m, part.rank, dtype=value.dtype, device=value.device)
-        return left, right.expand(*batch, m, part.rank).clone()
+        return left, right.expand(*lead, m, part.rank).clone()
     zero = torch.zeros(value.shape[value.dim() - part.core_ndim :], dtype=value.dtype)
     rest = part.inverse(part.project(zero.to(value.device)))
     batch = tuple(value.shape[: value.dim() - part.core_ndim])

@@ -10,61 +10,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _guards
-from ._elementwise import inverse_softplus
-from ._expm import matrix_exp
-from ._rawform import RawShape
-from ._structure import (
-    LINALG_DTYPES,
-    AbstractStructure,
+from ._charts import POSITIVE_DEFINITE_CHARTS
+from ._kernels import (
     add_to_diagonal,
-    close,
-    default_tolerances,
+    boundary_cholesky,
+    eigen_reconstruct,
     eye_like,
+    floor_from_mean,
     floor_margin,
+    inverse_softplus,
     largest_entry_signs,
+    lower_factor_raw,
+    project_spectrum_to_floor,
+    tril_with_diagonal,
 )
+from ._rawform import RawShape
+from ._structure import LINALG_DTYPES, AbstractStructure, close
 from ._validate import check_choice, check_int, check_real
 
 __all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite", "PositiveSemidefinite"]
 
-_PD_METHODS = ("cholesky", "expm")
-
-
-def _factor_raw(
-    shape: torch.Size, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device
-) -> Tensor:
-    """Raw for a well-conditioned lower factor: unit diagonal, off-diagonal N(0, 1/n).
-
-    Its Gram matrix has a condition number near 440 at n = 256, where raw N(0, 1) would be
-    numerically singular (conditioning belongs to init). Shared by the factor-based structures.
-    """
-    n = shape[-1]
-    noise = torch.randn(shape, generator=generator, dtype=dtype, device=device) / math.sqrt(n)
-    one = inverse_softplus(torch.ones((), dtype=dtype, device=device))
-    return torch.tril(noise, -1) + torch.diag_embed(one.expand(shape[:-1]))
-
-
-def _boundary_cholesky(gram: Tensor, value: Tensor, margin: Tensor | float = 0.0) -> Tensor:
-    """Cholesky factor of the Gram part ``gram`` that ``inverse`` recovers from ``value``.
-
-    A member on the boundary of its set (a singular factor, so ``gram`` only semi-definite in
-    floating point) is retried with a jitter of a few ulps of ``value``'s scale. One whose
-    smallest eigenvalue sits up to ``margin`` below zero (as far as ``contains`` accepts) is
-    lifted by exactly that much plus the jitter. Anything else (a non-member) gets NaN, never a
-    silent answer. ``cholesky_ex`` never raises, also under ``vmap``.
-    """
-    factor, info = torch.linalg.cholesky_ex(gram)
-    eps = torch.finfo(value.dtype).eps
-    jitter = 8 * eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
-    jittered, info_jittered = torch.linalg.cholesky_ex(add_to_diagonal(gram, jitter))
-    below = -_guards.eigvalsh(gram)[..., 0]
-    lift = torch.where(below <= margin, below.clamp_min(0), math.nan)
-    lifted, info_lifted = torch.linalg.cholesky_ex(add_to_diagonal(gram, lift + 2 * jitter))
-    ok = (info == 0)[..., None, None]
-    ok_jittered = (info_jittered == 0)[..., None, None]
-    factor = torch.where(ok, factor, torch.where(ok_jittered, jittered, lifted))
-    ok_lifted = (info_lifted == 0)[..., None, None] & torch.isfinite(lift)[..., None, None]
-    return torch.where(ok | ok_jittered | ok_lifted, factor, math.nan)
+_PD_METHODS = tuple(POSITIVE_DEFINITE_CHARTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,90 +94,29 @@ class PositiveDefinite(AbstractStructure):
         check_real(self, "floor", self.floor, minimum=0, min_open=True)
         check_real(self, "relative_floor", self.relative_floor, minimum=0)
 
-    def _shift_from_value(self, value: Tensor) -> Tensor:
-        # trace(A) = (1 + r) ‖L‖² + n floor, solved for ‖L‖² / n.
-        mean_eig = value.diagonal(dim1=-2, dim2=-1).mean(-1)
-        return self.floor + self.relative_floor * (mean_eig - self.floor) / (
-            1 + self.relative_floor
-        )
-
     def _apply(self, raw: Tensor) -> Tensor:
-        # The shift is kept (..., 1, 1)-shaped and added as shift * I: torch 2.13's compiled
-        # jacfwd fails (a float64 fake tangent) when a batch-shaped reduction times a Python
-        # float is broadcast into a later matmul, as in Invertible's Q @ P.
-        if self.method == "expm":
-            lower = torch.tril(raw, -1) / 2
-            half = matrix_exp(
-                lower + lower.mT + torch.diag_embed(raw.diagonal(dim1=-2, dim2=-1) / 2)
-            )
-            # exp(S) as the Gram matrix exp(S/2) exp(S/2)ᵀ: positive semidefinite up to the
-            # rounding of one product, whatever the error of the Padé exponential (which alone
-            # left 0.6% of float32 draws of scale 3 at n = 5 below the floor's margin).
-            base = half @ half.mT
-            mean = base.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True).unsqueeze(-1)
-            return base + (mean * self.relative_floor + self.floor) * eye_like(base)
-        diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1))
-        factor = torch.tril(raw, -1) + torch.diag_embed(diag)
-        size = factor.square().sum((-2, -1), keepdim=True)
-        shift = size * (self.relative_floor / factor.shape[-1]) + self.floor
-        return factor @ factor.mT + shift * eye_like(factor)
+        return POSITIVE_DEFINITE_CHARTS[self.method].forward(raw, self.floor, self.relative_floor)
 
     def _inverse(self, value: Tensor) -> Tensor:
-        shift = self._shift_from_value(value)
-        gram = add_to_diagonal(value, -shift)
-        margin = self._margin(value, shift, *default_tolerances(value.dtype))
-        if self.method == "expm":
-            return torch.tril(self._log_base(gram, value, margin))
-        factor = _boundary_cholesky(gram, value, margin)
-        diag = inverse_softplus(factor.diagonal(dim1=-2, dim2=-1))
-        return torch.tril(factor, -1) + torch.diag_embed(diag)
-
-    @staticmethod
-    def _log_base(gram: Tensor, value: Tensor, margin: Tensor) -> Tensor:
-        """The symmetric logarithm of ``gram = A - tI`` (method ``"expm"``), by ``eigh``.
-
-        Eigenvalues of the base below the rounding of ``A`` (a few ulps of its largest
-        diagonal entry; ``exp(S)`` of a wide spectrum puts them there), or up to ``margin``
-        below zero (as far as ``contains`` accepts), are raised to that level, as
-        ``_boundary_cholesky`` does; clearly negative ones (non-members) give NaN.
-        """
-        eigenvalues, vectors = _guards.eigh(gram)
-        eps = torch.finfo(value.dtype).eps
-        level = eps * value.shape[-1] * value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
-        level = level.unsqueeze(-1).clamp_min(torch.finfo(value.dtype).tiny)
-        lowest = -8 * level - margin.unsqueeze(-1)
-        logs = torch.where(eigenvalues >= lowest, eigenvalues.clamp_min(level).log(), math.nan)
-        return (vectors * logs.unsqueeze(-2)) @ vectors.mT
-
-    @staticmethod
-    def _margin(value: Tensor, shift: Tensor, atol: float, rtol: float) -> Tensor:
-        """:func:`floor_margin` at the scale of ``value``'s largest diagonal entry."""
-        return floor_margin(shift, value.diagonal(dim1=-2, dim2=-1).abs().amax(-1), atol, rtol)
+        chart = POSITIVE_DEFINITE_CHARTS[self.method]
+        return chart.inverse(value, self.floor, self.relative_floor)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)
-        shift = self._shift_from_value(value)
-        lowest = add_to_diagonal(value, self._margin(value, shift, atol, rtol) - shift)
+        diagonal = value.diagonal(dim1=-2, dim2=-1)
+        shift = floor_from_mean(diagonal.mean(-1), self.floor, self.relative_floor)
+        margin = floor_margin(shift, diagonal.abs().amax(-1), atol, rtol)
+        lowest = add_to_diagonal(value, margin - shift)
         return symmetric & (torch.linalg.cholesky_ex(lowest).info == 0)
 
     def _project(self, value: Tensor) -> Tensor:
-        eigenvalues, vectors = _guards.eigh(value)
-        # Clip the spectrum at the floor t, which itself depends on the mean of the clipped
-        # spectrum; t moves by a factor relative_floor per step, so a few steps settle it.
-        clipped = eigenvalues
-        for _ in range(3):
-            mean_eig = clipped.mean(-1, keepdim=True)
-            shift = self.floor + self.relative_floor * (mean_eig - self.floor) / (
-                1 + self.relative_floor
-            )
-            clipped = torch.maximum(eigenvalues, shift)
-        return (vectors * clipped.unsqueeze(-2)) @ vectors.mT
+        return project_spectrum_to_floor(value, self.floor, self.relative_floor)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        raw = _factor_raw(shape, generator, dtype, device)
+        raw = lower_factor_raw(shape, generator, dtype, device)
         if self.method == "expm":  # the same members as the Cholesky method draws
-            cholesky = PositiveDefinite(self.floor, self.relative_floor)
-            return self._inverse(cholesky._apply(raw))
+            cholesky = POSITIVE_DEFINITE_CHARTS["cholesky"]
+            return self._inverse(cholesky.forward(raw, self.floor, self.relative_floor))
         return raw
 
 
@@ -297,7 +202,7 @@ class PositiveSemidefinite(AbstractStructure):
 
     def _project(self, value: Tensor) -> Tensor:
         eigenvalues, vectors = self._top(value)
-        return (vectors * eigenvalues.unsqueeze(-2)) @ vectors.mT
+        return eigen_reconstruct(vectors, eigenvalues)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         *batch, n, _ = shape
@@ -336,12 +241,12 @@ class CholeskyFactor(AbstractStructure):
 
     def _apply(self, raw: Tensor) -> Tensor:
         diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + self.floor
-        return torch.tril(raw, -1) + torch.diag_embed(diag)
+        return tril_with_diagonal(raw, diag)
 
     def _inverse(self, value: Tensor) -> Tensor:
         tiny = torch.finfo(value.dtype).tiny
         diag = inverse_softplus((value.diagonal(dim1=-2, dim2=-1) - self.floor).clamp_min(tiny))
-        return torch.tril(value, -1) + torch.diag_embed(diag)
+        return tril_with_diagonal(value, diag)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         lower = close(value, torch.tril(value), atol, rtol)
@@ -351,10 +256,10 @@ class CholeskyFactor(AbstractStructure):
 
     def _project(self, value: Tensor) -> Tensor:
         diag = value.diagonal(dim1=-2, dim2=-1).clamp_min(self.floor)
-        return torch.tril(value, -1) + torch.diag_embed(diag)
+        return tril_with_diagonal(value, diag)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return _factor_raw(shape, generator, dtype, device)
+        return lower_factor_raw(shape, generator, dtype, device)
 
 
 # Added to the softplus diagonal before the rows are normalized: softplus underflows to exactly 0
@@ -365,7 +270,7 @@ _DIAGONAL_OFFSET = 1e-6
 def _unit_rows(raw: Tensor) -> Tensor:
     """Lower-triangular factor with diagonal ``softplus + 1e-6``, rows scaled to unit norm."""
     diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + _DIAGONAL_OFFSET
-    factor = torch.tril(raw, -1) + torch.diag_embed(diag)
+    factor = tril_with_diagonal(raw, diag)
     return factor / torch.linalg.vector_norm(factor, dim=-1, keepdim=True)
 
 
@@ -414,12 +319,12 @@ class Correlation(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> Tensor:
         shift = torch.full(value.shape[:-2], -self.floor, dtype=value.dtype, device=value.device)
-        factor = _boundary_cholesky(add_to_diagonal(value, shift) / (1 - self.floor), value)
+        factor = boundary_cholesky(add_to_diagonal(value, shift) / (1 - self.floor), value)
         diag = factor.diagonal(dim1=-2, dim2=-1)
         # Any positive multiple of a row normalizes to the same row: scale row i by
         # 1 + offset / L_ii, so that its diagonal minus the offset is exactly L_ii > 0.
         scale = (1 + _DIAGONAL_OFFSET / diag).unsqueeze(-1)
-        return torch.tril(factor * scale, -1) + torch.diag_embed(inverse_softplus(diag))
+        return tril_with_diagonal(factor * scale, inverse_softplus(diag))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)
@@ -433,7 +338,7 @@ class Correlation(AbstractStructure):
 
     def _clip(self, value: Tensor) -> Tensor:
         eigenvalues, vectors = _guards.eigh(value)
-        return (vectors * eigenvalues.clamp_min(self.floor).unsqueeze(-2)) @ vectors.mT
+        return eigen_reconstruct(vectors, eigenvalues.clamp_min(self.floor))
 
     def _project(self, value: Tensor) -> Tensor:
         y = (value + value.mT) / 2
@@ -451,4 +356,4 @@ class Correlation(AbstractStructure):
         return (1 - alpha) * y + alpha * eye_like(y)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return _factor_raw(shape, generator, dtype, device)
+        return lower_factor_raw(shape, generator, dtype, device)

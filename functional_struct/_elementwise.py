@@ -8,15 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._kernels import inverse_softplus
 from ._structure import AbstractStructure
 from ._validate import check_real, invalid
 
 __all__ = ["Bounded", "Positive", "inverse_softplus"]
-
-
-def inverse_softplus(y: Tensor) -> Tensor:
-    """The stable inverse of ``softplus``: ``y + log(-expm1(-y))`` (``-inf`` at 0)."""
-    return y + torch.log(-torch.expm1(-y))
 
 
 class _AbstractElementwise(AbstractStructure):

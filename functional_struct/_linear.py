@@ -73,7 +73,8 @@ class Pattern:
 
     def project(self, value: Tensor) -> Tensor:
         """The orthogonal projection of ``value`` onto the subspace."""
-        return self.unpack(self.coordinates(value), value.shape[-2:])
+        m, n = value.shape[-2:]
+        return self.unpack(self.coordinates(value), (m, n))
 
 
 def band_size(n: int, lo: float, hi: float) -> int:

@@ -16,29 +16,46 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _guards
-from ._definite import PositiveDefinite
-from ._elementwise import inverse_softplus
-from ._expm import matrix_exp
-from ._orthogonal import (
-    Orthogonal,
-    SpecialOrthogonal,
+from ._charts import (
+    ORTHOGONAL_CHARTS,
+    POSITIVE_DEFINITE_CHARTS,
+    ROTATION_CHARTS,
+    UNIT_DETERMINANT_STRETCH_CHARTS,
+)
+from ._kernels import (
     draw_in_range,
     flip_smallest_where_reflection,
-    haar_orthogonal,
-)
-from ._rawform import RawShape
-from ._structure import (
-    LINALG_DTYPES,
-    AbstractStructure,
-    finite_or_zero,
+    floor_from_mean,
     floor_margin,
+    haar_orthogonal,
+    haar_raw,
+    inverse_softplus,
     largest_entry_signs,
+    lift_to_floor,
+    lower_factor_raw,
+    polar,
+    project_spectrum_to_floor,
+    rounding_level,
+    svd_reconstruct,
+    truncated_svd,
 )
+from ._rawform import RawShape, parts_of
+from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero
 from ._validate import check_int, check_real
 
 __all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
 
-_FRAME = Orthogonal()  # orthonormal columns by the Cayley map, square or tall
+_FRAME = ORTHOGONAL_CHARTS["cayley"]
+"""Orthonormal frames (square or tall) of FixedRank and the orthogonal factor of Invertible."""
+
+_ROTATION = ROTATION_CHARTS["cayley"]
+"""The rotation factor of SpecialLinear."""
+
+_STRETCH = POSITIVE_DEFINITE_CHARTS["cholesky"]
+"""The positive-definite factor of Invertible."""
+
+_UNIT_STRETCH = UNIT_DETERMINANT_STRETCH_CHARTS["expm"]
+"""The positive-definite factor of SpecialLinear."""
 
 
 def _check_rank(owner: AbstractStructure, rank: object) -> None:
@@ -74,7 +91,8 @@ class _Polar(NamedTuple):
 
 def _factored_value_shape(left: RawShape, right: RawShape, rank: int) -> torch.Size:
     """``m x n`` for factors ``left`` (m x rank) and ``right`` (n x rank), or why not."""
-    assert isinstance(left, torch.Size) and isinstance(right, torch.Size)
+    assert isinstance(left, torch.Size)
+    assert isinstance(right, torch.Size)
     if left[-1] != rank or right[-1] != rank:
         raise ValueError(f"parts need {rank} columns each (left m x {rank}, right n x {rank})")
     if rank > min(left[-2], right[-2]):
@@ -133,7 +151,7 @@ class LowRank(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """``m x n`` for factors ``m x rank`` and ``n x rank``, ``rank <= min(m, n)``."""
-        left, right = raw_shape
+        left, right = parts_of(raw_shape)
         return _factored_value_shape(left, right, self.rank)
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
@@ -141,10 +159,10 @@ class LowRank(AbstractStructure):
         return left @ right.mT
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
-        u, s, vh = _guards.svd(value)
         r = self.rank
-        u, v = _signed(u[..., :r], vh[..., :r, :].mT)
-        s = s[..., :r].unsqueeze(-2)
+        u, s, v = truncated_svd(value, r)
+        u, v = _signed(u, v)
+        s = s.unsqueeze(-2)
         # Balanced columns down to init's column norm c; below it, c on the left and s / c on
         # the right, so that zero singular values do not give two zero columns (a saddle).
         n, m = value.shape[-2:]
@@ -155,9 +173,8 @@ class LowRank(AbstractStructure):
         return _tail_is_small(_guards.svdvals(value), self.rank, atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, s, vh = _guards.svd(value)
-        r = self.rank
-        return (u[..., :r] * s[..., :r].unsqueeze(-2)) @ vh[..., :r, :]
+        u, s, v = truncated_svd(value, self.rank)
+        return svd_reconstruct(u, s, v.mT)
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor]:
         *batch, n, m = shape
@@ -213,29 +230,22 @@ class FixedRank(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """``m x n`` for frames ``m x rank``, ``n x rank`` and ``rank`` singular values."""
-        left, singular, right = raw_shape
-        if tuple(singular) != (self.rank,):  # type: ignore[arg-type]
+        left, singular, right = parts_of(raw_shape)
+        if singular != torch.Size([self.rank]):
             raise ValueError(
                 f"part 'singular' needs shape (..., {self.rank}) with the frames' batch dims"
             )
         return _factored_value_shape(left, right, self.rank)
 
-    def _shift(self, softplus_mean: Tensor) -> Tensor:
-        return self.floor + self.relative_floor * softplus_mean
-
     def _shift_from_sigma(self, sigma: Tensor) -> Tensor:
-        """The shift ``t`` of singular values ``σ`` (..., r), shape (..., 1).
-
-        ``mean(σ) = (1 + relative_floor) mean(softplus) + floor``, solved for ``mean(softplus)``.
-        """
-        softplus_mean = (sigma.mean(-1, keepdim=True) - self.floor) / (1 + self.relative_floor)
-        return self._shift(softplus_mean)
+        """The shift ``t`` of singular values ``σ`` (..., r), shape (..., 1)."""
+        return floor_from_mean(sigma.mean(-1, keepdim=True), self.floor, self.relative_floor)
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         left, singular, right = raw
         lifted = F.softplus(singular)
-        sigma = lifted + self._shift(lifted.mean(-1, keepdim=True))
-        return (_FRAME._apply(left) * sigma.unsqueeze(-2)) @ _FRAME._apply(right).mT
+        sigma = lifted + (self.floor + self.relative_floor * lifted.mean(-1, keepdim=True))
+        return svd_reconstruct(_FRAME.forward(left), sigma, _FRAME.forward(right).mT)
 
     def _frames(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``U``, ``σ``, ``V`` of the rank-r SVD, turned into the Cayley charts of the frames.
@@ -247,9 +257,8 @@ class FixedRank(AbstractStructure):
         invertible, which the Cayley charts need, and brings the zeros raw (frames: the first
         columns of ``I``) back exactly, whatever order and signs LAPACK returns.
         """
-        u, s, vh = _guards.svd(value)
         r = self.rank
-        u, s, v = u[..., :r], s[..., :r], vh[..., :r, :].mT
+        u, s, v = truncated_svd(value, r)
         tolerance = 64 * torch.finfo(value.dtype).eps * s[..., :1, None]
         same = (s.unsqueeze(-1) - s.unsqueeze(-2)).abs() <= tolerance
         grouped = torch.where(same, u[..., :r, :] + v[..., :r, :], 0.0)
@@ -259,18 +268,18 @@ class FixedRank(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         # In float64: the frames of a float32 member from a float32 SVD, and their Cayley
-        # raw, lose digits (a round trip error of 2e-4 was measured).
+        # raw, lose digits (round trips off by about 2e-4).
         u, sigma, v = self._frames(value.to(torch.float64))
         lifted = sigma - self._shift_from_sigma(sigma)
         # A singular value on the floor (softplus underflowed to 0) comes back a few ulps of
         # the value's dtype below it: raise it to the smallest positive number, as
         # CholeskyFactor does; NaN for values clearly below the floor (non-members).
-        level = 8 * torch.finfo(value.dtype).eps * max(value.shape[-2:]) * sigma[..., :1]
+        level = 8 * rounding_level(sigma[..., :1], max(value.shape[-2:]), value.dtype)
         lifted = torch.where(
             lifted >= -level, lifted.clamp_min(torch.finfo(lifted.dtype).tiny), math.nan
         )
-        raw = (_FRAME._inverse(u), inverse_softplus(lifted), _FRAME._inverse(v))
-        return tuple(part.to(value.dtype) for part in raw)
+        left, singular, right = _FRAME.inverse(u), inverse_softplus(lifted), _FRAME.inverse(v)
+        return left.to(value.dtype), singular.to(value.dtype), right.to(value.dtype)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         s = _guards.svdvals(value)
@@ -280,13 +289,9 @@ class FixedRank(AbstractStructure):
         return floor_holds & _tail_is_small(s, r, atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        u, sigma, vh = _guards.svd(value)
-        r = self.rank
-        u, sigma, v = u[..., :r], sigma[..., :r], vh[..., :r, :].mT
-        lifted = sigma
-        for _ in range(3):  # the floor depends on the mean of the lifted values; it settles
-            lifted = torch.maximum(sigma, self._shift_from_sigma(lifted))
-        return (u * lifted.unsqueeze(-2)) @ v.mT
+        u, sigma, v = truncated_svd(value, self.rank)
+        lifted = lift_to_floor(sigma, self.floor, self.relative_floor)
+        return svd_reconstruct(u, lifted, v.mT)
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
         *_, n, m = shape
@@ -330,23 +335,16 @@ class Invertible(AbstractStructure):
 
     floor: float = 1e-6
     relative_floor: float = 1e-3
-    _stretch: PositiveDefinite = dataclasses.field(
-        init=False, repr=False, compare=False, hash=False
-    )
 
     dtypes = LINALG_DTYPES
     square = True
 
     def __post_init__(self) -> None:
         _check_floors(self, self.floor, self.relative_floor)
-        # Built once here, not per call: under torch.compile(dynamic=True) the floors are
-        # symbolic floats, which PositiveDefinite's own checks cannot take.
-        object.__setattr__(self, "_stretch", PositiveDefinite(self.floor, self.relative_floor))
 
     def __setstate__(self, state: dict) -> None:
-        # Pickles written before ``_stretch`` existed restore only the two floors.
-        self.__dict__.update(state)
-        self.__post_init__()
+        # Pickles of version 0.1.0 also carry a derived PositiveDefinite, ``_stretch``.
+        self.__dict__.update({k: v for k, v in state.items() if k != "_stretch"})
 
     def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
         """Two ``n x n`` raws: the orthogonal factor's and the stretch's."""
@@ -358,26 +356,30 @@ class Invertible(AbstractStructure):
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         orthogonal, stretch = raw
-        return _FRAME._apply(orthogonal) @ self._stretch._apply(stretch)
+        return _FRAME.forward(orthogonal) @ _STRETCH.forward(
+            stretch, self.floor, self.relative_floor
+        )
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
         # The polar factors and Q's raw in float64 (as FixedRank); P's raw in the value's
-        # dtype, whose rounding sizes the boundary jitter of PositiveDefinite's inverse.
-        q, p = _polar(value.to(torch.float64))
-        return _FRAME._inverse(q).to(value.dtype), self._stretch._inverse(p.to(value.dtype))
+        # dtype, whose rounding sizes the boundary jitter of the stretch chart's inverse.
+        q, p = polar(value.to(torch.float64))
+        stretch = _STRETCH.inverse(p.to(value.dtype), self.floor, self.relative_floor)
+        return _FRAME.inverse(q).to(value.dtype), stretch
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         s = _guards.svdvals(value)
-        shift = self._stretch._shift_from_value(torch.diag_embed(s))
+        shift = floor_from_mean(s.mean(-1), self.floor, self.relative_floor)
         return s[..., -1] >= shift - floor_margin(shift, s[..., 0], atol, rtol)
 
     def _project(self, value: Tensor) -> Tensor:
-        q, p = _polar(value)
-        return q @ self._stretch._project(p)
+        q, p = polar(value)
+        return q @ project_spectrum_to_floor(p, self.floor, self.relative_floor)
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor]:
-        stretch = self._stretch.init(shape, generator=generator, dtype=dtype, device=device)
-        return _FRAME._init(shape, generator, dtype, device), stretch
+        stretch = lower_factor_raw(shape, generator, dtype, device)
+        orthogonal = haar_raw(_FRAME.inverse, shape, generator, dtype, device, _FRAME.init_rounds)
+        return orthogonal, stretch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,19 +424,12 @@ class SpecialLinear(AbstractStructure):
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
         rotation, stretch = raw
-        lower = torch.tril(stretch, -1)
-        diagonal = stretch.diagonal(dim1=-2, dim2=-1)
-        diagonal = diagonal - diagonal.mean(-1, keepdim=True)
-        log_stretch = lower + lower.mT + torch.diag_embed(diagonal)
-        return SpecialOrthogonal()._apply(rotation) @ matrix_exp(log_stretch)
+        return _ROTATION.forward(rotation) @ _UNIT_STRETCH.forward(stretch)
 
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
         # In float64: the polar factors of an ill-conditioned float32 member lose digits.
-        q, p = _polar(value.to(torch.float64))
-        eigenvalues, vectors = _guards.eigh(p)
-        log = (vectors * eigenvalues.log().unsqueeze(-2)) @ vectors.mT  # NaN if singular
-        rotation = SpecialOrthogonal()._inverse(q).to(value.dtype)
-        return rotation, torch.tril(log).to(value.dtype)
+        q, p = polar(value.to(torch.float64))
+        return _ROTATION.inverse(q).to(value.dtype), _UNIT_STRETCH.inverse(p).to(value.dtype)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         # Within tolerance of a member, to first order: an entrywise change of up to
@@ -458,10 +453,10 @@ class SpecialLinear(AbstractStructure):
         tiny = torch.finfo(value.dtype).eps ** (1 / 3) * s[..., :1]
         s = torch.maximum(s, tiny.clamp_min(torch.finfo(value.dtype).tiny))
         s = s * torch.exp(-s.log().mean(-1, keepdim=True))
-        return (u * s.unsqueeze(-2)) @ vh
+        return svd_reconstruct(u, s, vh)
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor]:
-        rotation = SpecialOrthogonal().init(shape, generator=generator, dtype=dtype, device=device)
+        rotation = haar_raw(_ROTATION.inverse, shape, generator, dtype, device, rotations=True)
         n = shape[-1]
         stretch = torch.randn(shape, generator=generator, dtype=dtype, device=device)
         return rotation, stretch / (2 * math.sqrt(n))
@@ -508,7 +503,7 @@ class BoundedSpectralNorm(AbstractStructure):
 
     def _project(self, value: Tensor) -> Tensor:
         u, s, vh = _guards.svd(value)
-        return (u * torch.clamp(s, max=self.max_norm).unsqueeze(-2)) @ vh
+        return svd_reconstruct(u, torch.clamp(s, max=self.max_norm), vh)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         n, m = shape[-2:]
@@ -524,14 +519,8 @@ def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
 
 def _square_pair(raw_shape: RawShape) -> torch.Size:
     """``n x n`` for two ``n x n`` raws, or why not."""
-    first, second = raw_shape
+    first, second = parts_of(raw_shape)
     assert isinstance(first, torch.Size)
     if first != second or first[-1] != first[-2]:
         raise ValueError("parts need two square matrices of the same shape")
     return first
-
-
-def _polar(value: Tensor) -> tuple[Tensor, Tensor]:
-    """``value = Q P``: ``Q = U Vᵀ`` orthogonal, ``P = V S Vᵀ`` symmetric positive semidefinite."""
-    u, s, vh = _guards.svd(value)
-    return u @ vh, (vh.mT * s.unsqueeze(-2)) @ vh

@@ -12,7 +12,7 @@ helpers here, so no other module tests ``isinstance(raw, tuple)``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, TypeAlias, Union
+from typing import Any, TypeAlias
 
 import torch
 from torch import Tensor
@@ -25,19 +25,27 @@ __all__ = [
     "is_factored",
     "leaves",
     "map_raw",
+    "parts_of",
     "unflatten",
 ]
 
-Raw: TypeAlias = Union[Tensor, tuple["Raw", ...]]
+Raw: TypeAlias = Tensor | tuple["Raw", ...]
 """One tensor, or a (nested) tuple of tensors for a factored structure."""
 
-RawShape: TypeAlias = Union[torch.Size, tuple["RawShape", ...]]
+RawShape: TypeAlias = torch.Size | tuple["RawShape", ...]
 """The core shape(s) of a raw: a ``torch.Size``, or a (nested) tuple of them."""
 
 
 def is_factored(form: RawShape) -> bool:
     """Whether a raw of this form is a tuple (``torch.Size`` is a tuple too: it is one tensor)."""
     return not isinstance(form, torch.Size)
+
+
+def parts_of(form: RawShape) -> tuple[RawShape, ...]:
+    """The parts of a factored raw form (a ``ValueError`` for the form of one tensor)."""
+    if isinstance(form, torch.Size):
+        raise ValueError("needs a tuple raw, got the form of one tensor")
+    return form
 
 
 def leaves(raw: Any) -> Iterator[Any]:
@@ -113,6 +121,8 @@ def core_shapes(raw: Any, form: RawShape) -> tuple[RawShape, list[tuple[int, ...
         if not isinstance(x, tuple) or len(x) != len(f):
             got = f"a tuple of {len(x)}" if isinstance(x, tuple) else type(x).__name__
             raise TypeError(f"{where} must be {describe(f)}, got {got}")
-        return tuple(read(xi, fi, f"{where} part {i}") for i, (xi, fi) in enumerate(zip(x, f)))
+        return tuple(
+            read(xi, fi, f"{where} part {i}") for i, (xi, fi) in enumerate(zip(x, f, strict=True))
+        )
 
     return read(raw, form, "raw"), batches

@@ -24,14 +24,10 @@ __all__ = [
     "NotSupported",
     "capability",
     "raw_form_of",
-    "add_to_diagonal",
     "close",
     "default_tolerances",
-    "eye_like",
     "finite_or_zero",
-    "floor_margin",
     "nan_where_not",
-    "largest_entry_signs",
 ]
 
 # (atol, rtol) that `contains` uses when none are given. Chosen from the rounding error of the
@@ -158,8 +154,10 @@ class AbstractStructure(abc.ABC, Generic[R]):
 
     @property
     def linear(self) -> bool:
-        """Whether the set is a linear subspace and ``_project`` the orthogonal projection onto
-        it (``Sum`` splits sums of such sets exactly)."""
+        """Whether the set is a linear subspace and ``_project`` the orthogonal projection.
+
+        ``Sum`` splits sums of such sets exactly.
+        """
         return False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -486,7 +484,8 @@ class AbstractStructure(abc.ABC, Generic[R]):
                     self._check_value(part, f"{method}: raw part {label!r}", "it", False)
             if any(b != batches[0] for b in batches[1:]):
                 raise self._fail(
-                    method, f"raw parts need the same batch dims, got {_shapes_in_words(raw, form)}."
+                    method,
+                    f"raw parts need the same batch dims, got {_shapes_in_words(raw, form)}.",
                 )
             if any(p.dtype != parts[0].dtype or p.device != parts[0].device for p in parts):
                 named = [label for label, _ in _labelled(raw, form, "")]
@@ -576,8 +575,10 @@ def _shapes_in_words(raw: Any, form: RawShape) -> str:
 
 
 def _labelled(raw: Any, form: Any, prefix: str) -> list[tuple[str, tuple[int, ...]]]:
-    """``(name, shape)`` of every tensor of a raw, named by the form's fields where it has them
-    (a NamedTuple of shapes, such as ``LowRank``'s ``left``/``right``), else by position."""
+    """``(name, shape)`` of every tensor of a raw, named by the form's fields where it has them.
+
+    The fields are a NamedTuple's (``LowRank``'s ``left``/``right``); unnamed parts get "".
+    """
     if isinstance(raw, Tensor):
         return [(prefix, tuple(raw.shape))]
     names = getattr(form, "_fields", None) or [""] * len(raw)
@@ -594,37 +595,12 @@ def _form_in_words(form: RawShape) -> str:
     return "parts of core shapes " + ", ".join(str(tuple(f)) for f in leaves(form))
 
 
-def eye_like(x: Tensor) -> Tensor:
-    """The identity matching the last dim, dtype and device of ``x``."""
-    return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-
-
 def finite_or_zero(x: Tensor) -> Tensor:
     """``x`` with NaN/Inf entries set to 0, for ``eigh``/``svd``, which raise on them.
 
     ``contains`` answers False for such values anyway; ``apply`` keeps them in its output.
     """
     return torch.where(torch.isfinite(x), x, 0.0)
-
-
-def largest_entry_signs(vectors: Tensor) -> Tensor:
-    """The (..., 1, k) signs that make each column's largest entry positive.
-
-    Eigen- and singular vectors are unique only up to sign, and LAPACK's signs differ between
-    batched and single calls: multiplying by these gives one answer for every batch layout.
-    """
-    top = vectors.gather(-2, vectors.abs().argmax(-2, keepdim=True))
-    return torch.where(top < 0, -1.0, 1.0).to(vectors.dtype)
-
-
-def floor_margin(shift: Tensor, scale: Tensor, atol: float, rtol: float) -> Tensor:
-    """How far below a floor ``shift`` a member's smallest eigen- or singular value may sit.
-
-    Rounding in ``apply`` can take it a little below the floor, never below half of it; and a
-    ``contains`` that allowed more than the tolerance (``atol + rtol * scale``, ``scale`` the
-    largest value) would accept matrices that ``project`` then moves. Both bounds hold.
-    """
-    return torch.minimum(0.5 * shift, atol + rtol * scale)
 
 
 def nan_where_not(keep: Tensor, raw: Any) -> Any:
@@ -636,12 +612,6 @@ def nan_where_not(keep: Tensor, raw: Any) -> Any:
         return tuple(nan_where_not(keep, part) for part in raw)
     mask = keep.reshape(keep.shape + (1,) * (raw.dim() - keep.dim()))
     return torch.where(mask, raw, torch.nan)
-
-
-def add_to_diagonal(a: Tensor, shift: Tensor) -> Tensor:
-    """``a + shift * I`` for a batch of square matrices and a batch of scalars ``shift``."""
-    n = a.shape[-1]
-    return a + torch.diag_embed(shift.unsqueeze(-1).expand(*shift.shape, n))
 
 
 def close(a: Tensor, b: Tensor, atol: float, rtol: float, core_ndim: int = 2) -> Tensor:

@@ -73,8 +73,10 @@ def _call(
 
 
 class _Step(NamedTuple):
-    """One leaf of a plan: its path, structure (None: passes through), and for a factored raw
-    the layout of the tensors that form it (None: one input leaf)."""
+    """One leaf of a plan: its path, structure (None: passes through) and group.
+
+    ``group`` is the layout of the tensors that form a factored raw, None for one input leaf.
+    """
 
     path: str
     structure: AbstractStructure[Any] | None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -171,7 +170,7 @@ class Banded(_AbstractBand):
 class _AbstractFixedMask(AbstractLinear):
     """A mask of one fixed shape, given by a 0/1 matrix; no packed form."""
 
-    packed: ClassVar[bool] = False
+    packed = False
     _size_formula = "the number of entries the mask keeps"
 
     @abc.abstractmethod

@@ -680,6 +680,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
         too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
     got_raw = "got shape"
     tree = _structure_tree({"layer.weight": structure})
+    not_a_tensor: Any = [[0.0]]
     cases: list[tuple[str, Callable[[], Any], type[Exception], list[str]]] = [
         (
             "integer tensor",
@@ -699,7 +700,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
             TypeError,
             [name, "complex64"],
         ),
-        ("not a tensor", lambda: structure.inverse([[0.0]]), TypeError, [name, "list"]),
+        ("not a tensor", lambda: structure.inverse(not_a_tensor), TypeError, [name, "list"]),
         (
             "tree path, dtype",
             lambda: tree.apply({"layer.weight": integer_raw}),

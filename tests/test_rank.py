@@ -155,7 +155,9 @@ def test_factored_bad_input_names_the_part():
         fs.LowRank(2).apply((torch.zeros(4, 3), torch.zeros(5, 2)))
     with pytest.raises(TypeError, match=r"raw part 'right'.*int64"):
         fs.LowRank(2).apply((torch.zeros(4, 2), torch.zeros(5, 2, dtype=torch.long)))
-    with pytest.raises(TypeError, match=r"Sum\(.*\).apply: raw part 0 must be a tuple \(left, right\)"):
+    with pytest.raises(
+        TypeError, match=r"Sum\(.*\).apply: raw part 0 must be a tuple \(left, right\)"
+    ):
         fs.Sum(fs.LowRank(1), fs.Frozen()).apply((torch.zeros(3, 1), torch.zeros(3, 3)))
     with pytest.raises(ValueError, match=r"one shape, got \(3, 3\), \(4, 4\)"):
         fs.Sum(fs.LowRank(1), fs.Frozen()).apply(

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 
 import functional_struct as fs
 from functional_struct import testing
-from functional_struct._structure import eye_like
+from functional_struct._kernels import eye_like
 
 
 @dataclasses.dataclass(frozen=True)

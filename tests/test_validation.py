@@ -219,7 +219,10 @@ def test_out_of_range_is_a_value_error(cls, field):
 
 @pytest.mark.parametrize(("cls", "field"), CASES, ids=IDS)
 def test_a_subclass_reports_its_own_name(cls, field):
-    renamed = type(f"My{cls.__name__}", (cls,), {})
+    params = cls.__dict__["__dataclass_params__"]
+    renamed = dataclasses.dataclass(frozen=True, init=params.init)(
+        type(f"My{cls.__name__}", (cls,), {})
+    )
     value = _rule(cls, field).wrong_type[0]
     with pytest.raises(TypeError) as info:
         _build(renamed, **{field: value})

@@ -1,0 +1,376 @@
+"""Charts: pure pairs of functions ``forward`` (raw to member) and ``inverse`` (member to raw).
+
+Structures select their chart by name from the registries here (``Orthogonal(method=...)``
+from :data:`ORTHOGONAL_CHARTS`, ``PositiveDefinite(method=...)`` from
+:data:`POSITIVE_DEFINITE_CHARTS`), and structures built from others' pieces (``FixedRank``,
+``Invertible``, ``SpecialLinear``) call the same charts instead of another class's hooks.
+
+- :data:`ROTATION_CHARTS`: raw to orthonormal columns; square images are rotations.
+- :data:`ORTHOGONAL_CHARTS`: the same with the sign of ``raw[0, 0]`` choosing the determinant
+  of square images (both components of the orthogonal group).
+- :data:`POSITIVE_DEFINITE_CHARTS`: raw to ``base + t I`` with ``t`` the floor; ``forward`` and
+  ``inverse`` take ``(x, floor, relative_floor)``.
+- :data:`UNIT_DETERMINANT_STRETCH_CHARTS`: raw to ``exp(S)``, ``S`` traceless symmetric.
+
+Every function is free of host syncs and data-dependent Python branching (shapes only), and
+gives NaN, never an exception, where no answer exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import _guards
+from ._expm import matrix_exp
+from ._kernels import (
+    INIT_ROUNDS,
+    add_to_diagonal,
+    boundary_cholesky,
+    eigen_reconstruct,
+    eye_like,
+    flip_first_column,
+    floor_from_mean,
+    floor_margin,
+    inverse_softplus,
+    polar_factor,
+    rounding_level,
+    symmetric_from_lower,
+    tril_with_diagonal,
+)
+from ._structure import default_tolerances
+
+__all__ = [
+    "ORTHOGONAL_CHARTS",
+    "POSITIVE_DEFINITE_CHARTS",
+    "ROTATION_CHARTS",
+    "UNIT_DETERMINANT_STRETCH_CHARTS",
+    "Chart",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    """A named chart: ``forward`` maps a raw to a member, ``inverse`` a member to its raw.
+
+    ``forward(raw, *params)`` and ``inverse(value, *params)`` take the same hyperparameters
+    (none for the orthogonal charts; ``floor, relative_floor`` for the positive-definite ones).
+    ``inverse(forward(raw))`` recovers ``raw`` on the raw entries ``forward`` reads.
+
+    Attributes:
+      name: the registry key, as a structure's ``method`` names it.
+      forward: raw to member.
+      inverse: member to raw; NaN where the member is out of the chart's reach.
+      precise_range: the raw entries for which ``forward`` is accurate to rounding.
+      init_rounds: Haar candidates ``init`` needs per matrix (1 where ``inverse`` never leaves
+        the precise range).
+
+    Example:
+      >>> chart = ORTHOGONAL_CHARTS["cayley"]
+      >>> raw = torch.tensor([[-1.0, 0.0], [0.5, 0.0]])  # raw[0, 0] < 0: determinant -1
+      >>> torch.allclose(chart.inverse(chart.forward(raw)), raw)
+      True
+    """
+
+    name: str
+    forward: Callable[..., Tensor]
+    inverse: Callable[..., Tensor]
+    precise_range: str = ""
+    init_rounds: int = INIT_ROUNDS
+
+
+# --------------------------------------------------------------------------- orthogonal: Cayley
+def _inv_or_nan(a: Tensor) -> Tensor:
+    """``a⁻¹``, NaN for each matrix whose LU factorization hits an exact zero pivot.
+
+    ``I - A`` with ``A`` skew is invertible in exact arithmetic, but in floating point the unit
+    diagonal is lost next to raw entries of ``1 / eps`` (1e8 in float32, 1e16 in float64) and
+    the LU can break down; ``inv_ex`` reports it without raising or syncing, and is correct
+    under ``jacfwd``, ``vmap(jacfwd)`` and ``torch.compile`` (checked by the contract tests).
+    """
+    inverse, info = torch.linalg.inv_ex(a)
+    return torch.where((info == 0)[..., None, None], inverse, torch.nan)
+
+
+def cayley(raw: Tensor) -> Tensor:
+    """The first columns of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, ``A`` skew from the raw.
+
+    ``A`` is built from the strict lower triangle of the n x k raw, zero-padded to n x n.
+    Written with ``inv_ex``, not ``solve``: ``vmap(jacfwd(torch.linalg.solve))`` is silently
+    wrong (checked by the contract tests).
+
+    Example:
+      >>> cayley(torch.zeros(3, 2))
+      tensor([[1., 0.],
+              [0., 1.],
+              [0., 0.]])
+    """
+    n, k = raw.shape[-2:]
+    lower = torch.tril(raw, -1)
+    if k < n:  # tall: zero-pad to n x n (a pad of width 0 would still copy, so square skips it)
+        lower = F.pad(lower, (0, n - k))
+    eye = eye_like(lower)
+    q = 2 * _inv_or_nan(eye - lower + lower.mT) - eye
+    return q if n == k else q[..., :k]
+
+
+def inverse_cayley(q: Tensor) -> Tensor:
+    """The raw whose Cayley image is ``q`` (n x k, orthonormal columns); NaN where none is.
+
+    With ``q = [Q₁; Q₂]`` (``Q₁`` the top k x k block) and ``K = (Q₁ + I)⁻¹``, the skew
+    ``A = [[B, -Cᵀ], [C, 0]]`` has ``C = Q₂ K`` and ``B = I - 2K + CᵀC``; for square ``q``
+    this is ``(Q - I)(Q + I)⁻¹``. Not differentiated, so ``inv_ex`` is safe here.
+
+    Example:
+      >>> inverse_cayley(-torch.eye(2)).isnan().all().item()  # eigenvalue -1: out of reach
+      True
+    """
+    k = q.shape[-1]
+    top, bottom = q[..., :k, :], q[..., k:, :]
+    eye = eye_like(top)
+    inverse, info = torch.linalg.inv_ex(top + eye)
+    c = bottom @ inverse
+    b = eye - 2 * inverse + c.mT @ c
+    lower = torch.cat([torch.tril(b - b.mT, -1) / 2, c], dim=-2)
+    return torch.where((info == 0)[..., None, None], lower, torch.nan)
+
+
+# ----------------------------------------------------------------------------- orthogonal: expm
+def exp_skew(raw: Tensor) -> Tensor:
+    """``exp(A)``, ``A`` the skew-symmetric matrix of the strict lower raw triangle.
+
+    Far beyond :func:`~._expm.valid_norm` the squarings overflow: NaN there, not a wrong
+    infinite entry.
+
+    Example:
+      >>> q = exp_skew(torch.tensor([[0.0, 0.0], [math.pi / 2, 0.0]]))
+      >>> torch.allclose(q, torch.tensor([[0.0, -1.0], [1.0, 0.0]]), atol=1e-6)
+      True
+    """
+    lower = torch.tril(raw, -1)
+    q = matrix_exp(lower - lower.mT)
+    return torch.where(torch.isinf(q), torch.nan, q)
+
+
+def log_rotation(q: Tensor, roots: int = 4, terms: int = 10) -> Tensor:
+    """The strict lower triangle of the principal logarithm of rotations ``q``, in float64.
+
+    Take ``roots`` principal square roots (the polar factor of ``I + X`` is ``X^(1/2)``), so
+    every rotation angle is below pi / 16; then ``log X = 2 atanh(A)`` with the inverse Cayley
+    transform ``A = (X - I)(X + I)⁻¹`` (norm below tan(pi / 32)), summed as a series. NaN for
+    rotations with an eigenvalue -1 (no principal logarithm; the first square root fails).
+
+    Example:
+      >>> log_rotation(torch.tensor([[0.0, -1.0], [1.0, 0.0]]))
+      tensor([[0.0000, 0.0000],
+              [1.5708, 0.0000]])
+    """
+    x = polar_factor(q.to(torch.float64))  # exactly orthogonal in float64
+    eye = eye_like(x)
+    target = x
+    for i in range(roots):
+        x = polar_factor(eye + x)
+        if i == 0:  # where I + Q is singular the polar factor is not a square root
+            ok = ((x @ x - target).abs().amax((-2, -1)) < 1e-6)[..., None, None]
+    a = torch.linalg.solve_ex(x + eye, x - eye, left=False)[0]
+    a2 = a @ a
+    term, total = a, a
+    for j in range(1, terms):
+        term = term @ a2
+        total = total + term / (2 * j + 1)
+    log = 2 ** (roots + 1) * total
+    lower = torch.tril(log - log.mT, -1) / 2
+    return torch.where(ok, lower, torch.nan).to(q.dtype)
+
+
+# ----------------------------------------------------------------------- orthogonal: Householder
+def householder(raw: Tensor) -> Tensor:
+    """``-H₁ ⋯ H_k`` applied to the first k columns of I, reflectors from the raw columns.
+
+    Example:
+      >>> torch.equal(householder(torch.zeros(3, 2)), torch.eye(3, 2))
+      True
+    """
+    n, k = raw.shape[-2:]
+    vectors = torch.tril(raw, -1) + torch.eye(n, k, dtype=raw.dtype, device=raw.device)
+    tau = 2 / vectors.square().sum(-2)
+    return -torch.linalg.householder_product(vectors, tau)
+
+
+def inverse_householder(q: Tensor) -> Tensor:
+    """The raw whose Householder image is ``q``: one reflector per column, left to right.
+
+    ``q = -H₁ ⋯ H_k E`` gives ``q e₁ = -H₁ e₁``, so ``v₁ = (e₁ + q₁) / (1 + q₁₁)``; then
+    ``H₁ q = -H₂ ⋯ H_k E`` and so on. NaN where a column is ``-e_j`` (out of reach).
+
+    Example:
+      >>> inverse_householder(torch.eye(3, 2))
+      tensor([[0., 0.],
+              [0., 0.],
+              [0., 0.]])
+    """
+    n, k = q.shape[-2:]
+    rows = torch.arange(n, device=q.device)
+    columns = []
+    m = q
+    for j in range(k):
+        x = torch.where(rows >= j, m[..., :, j], 0.0)
+        v = (x + (rows == j).to(q.dtype)) / (1 + x[..., j : j + 1])
+        tau = 2 / v.square().sum(-1)
+        m = m - (tau[..., None] * v)[..., :, None] * (v[..., None, :] @ m)
+        columns.append(torch.where(rows > j, v, 0.0))
+    return torch.stack(columns, dim=-1)
+
+
+# ------------------------------------------------------------------ orthogonal: both components
+def _with_reflections(chart: Chart) -> Chart:
+    """``chart`` extended to square matrices of determinant -1 by the sign of ``raw[0, 0]``.
+
+    For square raw, a negative ``raw[0, 0]`` (a diagonal entry the rotation charts leave
+    unused) negates the first column of the image; ``inverse`` reads the determinant's sign
+    and writes it there as ``±1``. Tall raw passes through: the Stiefel manifold is connected.
+    """
+    rotation_forward, rotation_inverse = chart.forward, chart.inverse
+
+    def forward(raw: Tensor) -> Tensor:
+        q = rotation_forward(raw)
+        if raw.shape[-1] != raw.shape[-2]:
+            return q
+        return flip_first_column(q, raw[..., :1, :1] < 0)
+
+    def inverse(value: Tensor) -> Tensor:
+        n, k = value.shape[-2:]
+        if n != k:
+            return rotation_inverse(value)
+        flip = (torch.linalg.det(value) < 0)[..., None, None]
+        lower = rotation_inverse(flip_first_column(value, flip))
+        sign = torch.where(flip, -1.0, 1.0).to(value.dtype)
+        return lower + F.pad(sign, (0, n - 1, 0, n - 1))
+
+    return dataclasses.replace(chart, forward=forward, inverse=inverse)
+
+
+ROTATION_CHARTS: dict[str, Chart] = {
+    "cayley": Chart(
+        "cayley",
+        cayley,
+        inverse_cayley,
+        "raw entries up to about 100 (orthogonality degrades as eps * |raw|)",
+    ),
+    "expm": Chart(
+        "expm",
+        exp_skew,
+        log_rotation,
+        "raw entries up to about 500 / n in float32 (1-norm below valid_norm)",
+        # The principal logarithm has spectral norm at most pi, so its entries are always in
+        # range: one candidate suffices (the fallback only catches the measure-zero NaN).
+        init_rounds=1,
+    ),
+    "householder": Chart("householder", householder, inverse_householder, "any finite raw"),
+}
+"""Raw (n x k, n >= k) to orthonormal columns; the raw diagonal is unused."""
+
+ORTHOGONAL_CHARTS: dict[str, Chart] = {
+    name: _with_reflections(chart) for name, chart in ROTATION_CHARTS.items()
+}
+"""The rotation charts with ``raw[0, 0] < 0`` reaching determinant -1 for square raw."""
+
+
+# ------------------------------------------------------------------------- positive-definite
+def _cholesky_forward(raw: Tensor, floor: float, relative_floor: float) -> Tensor:
+    """``L Lᵀ + t I``, ``L`` the lower raw triangle with softplus diagonal, ``t`` from ``‖L‖²``.
+
+    The shift is kept (..., 1, 1)-shaped and added as ``shift * I``: a batch-shaped reduction
+    times a Python float, broadcast into a later matmul (Invertible's ``Q @ P``), breaks the
+    compiled ``jacfwd`` (a float64 fake tangent).
+    """
+    factor = tril_with_diagonal(raw, F.softplus(raw.diagonal(dim1=-2, dim2=-1)))
+    size = factor.square().sum((-2, -1), keepdim=True)
+    shift = size * (relative_floor / factor.shape[-1]) + floor
+    return factor @ factor.mT + shift * eye_like(factor)
+
+
+def _expm_forward(raw: Tensor, floor: float, relative_floor: float) -> Tensor:
+    """``exp(S) + t I``, ``S`` symmetric from the lower raw triangle, ``t`` from ``tr exp(S)``.
+
+    ``exp(S)`` is formed as the Gram matrix of ``exp(S / 2)``: positive semidefinite up to the
+    rounding of one product, whatever the error of the Padé exponential, which alone can leave
+    float32 members below the floor's margin.
+    """
+    half = matrix_exp(symmetric_from_lower(raw / 2, raw.diagonal(dim1=-2, dim2=-1) / 2))
+    base = half @ half.mT
+    mean = base.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True).unsqueeze(-1)
+    return base + (mean * relative_floor + floor) * eye_like(base)
+
+
+def _base_of(value: Tensor, floor: float, relative_floor: float) -> tuple[Tensor, Tensor]:
+    """``value - t I`` and how far below zero its spectrum may sit (``contains``' margin)."""
+    diagonal = value.diagonal(dim1=-2, dim2=-1)
+    shift = floor_from_mean(diagonal.mean(-1), floor, relative_floor)
+    margin = floor_margin(shift, diagonal.abs().amax(-1), *default_tolerances(value.dtype))
+    return add_to_diagonal(value, -shift), margin
+
+
+def _cholesky_inverse(value: Tensor, floor: float, relative_floor: float) -> Tensor:
+    """The raw of ``value``: a boundary Cholesky factorization of ``value - t I``."""
+    gram, margin = _base_of(value, floor, relative_floor)
+    factor = boundary_cholesky(gram, value, margin)
+    return tril_with_diagonal(factor, inverse_softplus(factor.diagonal(dim1=-2, dim2=-1)))
+
+
+def _expm_inverse(value: Tensor, floor: float, relative_floor: float) -> Tensor:
+    """The raw of ``value``: the lower triangle of the symmetric logarithm of ``value - t I``.
+
+    Eigenvalues of the base below the rounding level of ``value`` (``exp(S)`` of a wide
+    spectrum puts them there), or up to the margin below zero (as far as ``contains``
+    accepts), are raised to that level, as :func:`~._kernels.boundary_cholesky` does; clearly
+    negative ones (non-members) give NaN.
+    """
+    gram, margin = _base_of(value, floor, relative_floor)
+    eigenvalues, vectors = _guards.eigh(gram)
+    scale = value.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+    level = rounding_level(scale, value.shape[-1])
+    level = level.unsqueeze(-1).clamp_min(torch.finfo(value.dtype).tiny)
+    lowest = -8 * level - margin.unsqueeze(-1)
+    logs = torch.where(eigenvalues >= lowest, eigenvalues.clamp_min(level).log(), math.nan)
+    return torch.tril(eigen_reconstruct(vectors, logs))
+
+
+POSITIVE_DEFINITE_CHARTS: dict[str, Chart] = {
+    "cholesky": Chart(
+        "cholesky", _cholesky_forward, _cholesky_inverse, "any finite raw up to n = 256"
+    ),
+    "expm": Chart(
+        "expm",
+        _expm_forward,
+        _expm_inverse,
+        "raw entries below about 80 / n (float32 overflows past an eigenvalue of 88)",
+    ),
+}
+"""Raw (lower triangle) to ``base + t I``, ``t = floor + relative_floor * mean(eig(base))``."""
+
+
+# ------------------------------------------------------------------------ unit-determinant stretch
+def _traceless_exp(raw: Tensor) -> Tensor:
+    """``exp(S)``, ``S`` symmetric from the lower raw triangle minus its mean diagonal."""
+    diagonal = raw.diagonal(dim1=-2, dim2=-1)
+    return matrix_exp(symmetric_from_lower(raw, diagonal - diagonal.mean(-1, keepdim=True)))
+
+
+def _symmetric_log(p: Tensor) -> Tensor:
+    """The lower triangle of the symmetric logarithm of ``p``; NaN where ``p`` is singular."""
+    eigenvalues, vectors = _guards.eigh(p)
+    return torch.tril(eigen_reconstruct(vectors, eigenvalues.log()))
+
+
+UNIT_DETERMINANT_STRETCH_CHARTS: dict[str, Chart] = {
+    "expm": Chart(
+        "expm", _traceless_exp, _symmetric_log, "stretch raw entries up to about 0.3 in float32"
+    ),
+}
+"""Raw (lower triangle) to ``exp(S)`` with ``tr S = 0``: symmetric positive-definite, det 1."""
