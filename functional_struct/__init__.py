@@ -17,7 +17,6 @@ from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
 from ._interop import StructureParametrization as StructureParametrization
 from ._interop import as_parametrization as as_parametrization
-from ._linear import AbstractLinear as AbstractLinear
 from ._normalized import DoublyStochastic as DoublyStochastic
 from ._normalized import Simplex as Simplex
 from ._normalized import UnitNorm as UnitNorm
@@ -28,7 +27,9 @@ from ._rank import FixedRank as FixedRank
 from ._rank import Invertible as Invertible
 from ._rank import LowRank as LowRank
 from ._rank import SpecialLinear as SpecialLinear
+from ._structure import CAPABILITIES as CAPABILITIES
 from ._structure import AbstractStructure as AbstractStructure
+from ._structure import NotSupported as NotSupported
 from ._structure import default_tolerances as default_tolerances
 from ._subspaces import Circulant as Circulant
 from ._subspaces import Hankel as Hankel
@@ -47,8 +48,8 @@ from ._triangular import UpperTriangular as UpperTriangular
 __version__ = "0.1.0"
 
 __all__ = [
-    "AbstractLinear",
     "AbstractStructure",
+    "CAPABILITIES",
     "Banded",
     "BlockDiagonal",
     "Bounded",
@@ -66,6 +67,7 @@ __all__ = [
     "LowRank",
     "LowerTriangular",
     "Masked",
+    "NotSupported",
     "Orthogonal",
     "Positive",
     "PositiveDefinite",

@@ -133,15 +133,26 @@ def _plan_uncached(rules: tuple[Rule, ...], layout: Any, raw: bool, compiling: b
             node = _node(skeleton, group_at)
             group = optree.tree_structure(node, none_is_leaf=True, namespace="torch")
             steps.append(_Step(dotted, rules[rule][1] if rule is not None else None, group))
-            grouped.append(node)
+            grouped.append(group_at)
             i += group.num_leaves
     out_layout = layout
     if grouped:
-        ids = {id(node) for node in grouped}
-        out_layout = optree.tree_structure(
-            skeleton, is_leaf=lambda x: id(x) in ids, none_is_leaf=True, namespace="torch"
-        )
+        for at in grouped:
+            skeleton = _replaced(skeleton, at, 0)
+        out_layout = optree.tree_structure(skeleton, none_is_leaf=True, namespace="torch")
     return _Plan(tuple(steps), out_layout)
+
+
+def _replaced(tree: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """``tree`` with the node at ``path`` replaced by ``value`` (containers rebuilt by optree)."""
+    if not path:
+        return value
+    children, metadata, entries, unflatten = optree.tree_flatten_one_level(
+        tree, none_is_leaf=True, namespace="torch"
+    )
+    i = list(entries).index(path[0])
+    children = [*children[:i], _replaced(children[i], path[1:], value), *children[i + 1 :]]
+    return unflatten(metadata, children)
 
 
 _plan = functools.lru_cache(maxsize=1024)(_plan_uncached)

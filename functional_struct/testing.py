@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import optree
 import torch
@@ -29,8 +29,10 @@ from ._structure import AbstractStructure, default_tolerances, raw_form_of
 from ._tree import structure as _structure_tree
 
 __all__ = [
+    "CAPABILITY_LAWS",
     "CATALOG",
     "LAWS",
+    "CapabilityLaw",
     "CatalogEntry",
     "LawError",
     "catalog",
@@ -44,8 +46,12 @@ __all__ = [
     "check_outside",
     "check_projection",
     "check_purity",
+    "check_raw_form",
+    "fail",
+    "laws_for",
     "members",
     "raw_tensors",
+    "register_law",
     "shapes",
     "tensors",
 ]
@@ -60,8 +66,59 @@ LAWS = (
     "compile",
     "purity",
     "bad_input",
+    "raw_form",
 )
-"""The law names :func:`check_laws` accepts, in the order of the design's law list."""
+"""The laws every structure obeys, by name, in the order :func:`check_laws` runs them."""
+
+
+class CapabilityLaw(NamedTuple):
+    """A law that holds for the structures with one optional capability.
+
+    Attributes:
+      capability: the capability's name (``fs.AbstractStructure.supports(capability)``).
+      check: ``check(structure, raw, value)`` raises :class:`LawError` when the law breaks;
+        ``raw`` is a batch of raw inputs of moderate size and ``value`` their image.
+    """
+
+    capability: str
+    check: Callable[[Any, Any, Tensor], None]
+
+
+CAPABILITY_LAWS: dict[str, CapabilityLaw] = {}
+"""Laws of optional capabilities by law name; :func:`register_law` adds to it."""
+
+
+def register_law(
+    name: str, check: Callable[[Any, Any, Tensor], None], *, capability: str
+) -> None:
+    """Add a law for the structures that have an optional capability.
+
+    :func:`check_laws` then runs it on every structure whose ``supports(capability)`` is True,
+    in both dtypes and every batch shape, after the laws in :data:`LAWS`.
+
+    Args:
+      name: the law's name (used in ``laws=`` and in :class:`LawError` messages).
+      check: ``check(structure, raw, value)``, raising :class:`LawError` via ``fail``.
+      capability: the capability the law is about.
+
+    Raises:
+      ValueError: the name is taken.
+    """
+    if name in LAWS or name in CAPABILITY_LAWS:
+        raise ValueError(f"register_law: a law named {name!r} exists already.")
+    CAPABILITY_LAWS[name] = CapabilityLaw(capability, check)
+
+
+def laws_for(structure: AbstractStructure[Any]) -> tuple[str, ...]:
+    """Every law :func:`check_laws` runs on ``structure`` by default: :data:`LAWS`, then the
+    registered laws of the capabilities it supports.
+
+    Example:
+      >>> testing.laws_for(fs.Diagonal())[-1]
+      'raw_form'
+    """
+    extra = [n for n, law in CAPABILITY_LAWS.items() if structure.supports(law.capability)]
+    return (*LAWS, *extra)
 
 # Agreement between two computations of the same value (vmap vs loop, compiled vs eager), as
 # max |a - b| / max(1, max |b|). float32 allows for reassociation in batched/fused kernels.
@@ -109,6 +166,18 @@ def _error(a: Any, b: Any) -> float:
         diff = (x - y).abs().max().item() if x.numel() else 0.0
         worst = max(worst, diff / scale if math.isfinite(diff) else math.inf)
     return worst
+
+
+def fail(law: str, structure: Any, detail: str, inputs: Any = None) -> LawError:
+    """The :class:`LawError` for a broken law: it names the law, the structure and the input.
+
+    Args:
+      law: the law's name.
+      structure: the structure under test.
+      detail: what broke, by how much.
+      inputs: the input it broke on (described by shape, dtype and largest entry).
+    """
+    return _fail(law, structure, detail, inputs)
 
 
 def _fail(law: str, structure: Any, detail: str, inputs: Any = None) -> LawError:
@@ -742,6 +811,44 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
         _expect_error(structure, call, kind, fragments, case)
 
 
+def check_raw_form(structure: AbstractStructure[Any], shape: Sequence[int]) -> None:
+    """Law 9: raws have the form ``raw_shape`` declares, and ``value_shape`` inverts it.
+
+    ``init``, ``inverse`` and ``raw_from`` give raws whose tensors have the core shapes of
+    ``raw_shape(core)`` behind the batch dims; ``value_shape(raw_shape(core)) == core``; and
+    ``apply`` of such a raw has the structured shape.
+
+    Args:
+      structure: the structure under test.
+      shape: a structured shape, batch dims included.
+    """
+    n = structure.core_ndim
+    batch, core = tuple(shape[: len(shape) - n]), tuple(shape[len(shape) - n :])
+    form = structure.raw_shape(core)
+    want = [(*batch, *leaf) for leaf in leaves(form)]
+    back = structure.value_shape(form)
+    if tuple(back) != core:
+        raise _fail("raw_form", structure, f"value_shape(raw_shape({core})) is {tuple(back)}")
+    raw = structure.init(shape, generator=torch.Generator().manual_seed(0))
+    member = structure.apply(raw)
+    if tuple(member.shape) != tuple(shape):
+        raise _fail("raw_form", structure, f"apply gave shape {tuple(member.shape)}", raw)
+    for what, candidate in (
+        ("init", raw),
+        ("inverse", structure.inverse(member)),
+        ("raw_from", structure.raw_from(member)),
+    ):
+        got = [tuple(t.shape) for t in leaves(candidate)]
+        nested = is_factored(form) == isinstance(candidate, tuple)
+        if got != want or not nested:
+            raise _fail(
+                "raw_form",
+                structure,
+                f"{what} gave a raw of shapes {got}; raw_shape({core}) declares {want}",
+                candidate,
+            )
+
+
 # --------------------------------------------------------------------------------- the driver
 def _fill(x: Tensor, kind: str, magnitude: float, generator: torch.Generator) -> Tensor:
     """A tensor shaped like ``x`` of one kind: normal, zeros, constant or rank-one."""
@@ -782,7 +889,7 @@ def check_laws(
     *,
     dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
     batch_shapes: Sequence[tuple[int, ...]] = ((), (3,), (2, 3)),
-    laws: Sequence[str] = LAWS,
+    laws: Sequence[str] | None = None,
     max_magnitude: float = 1e3,
     tolerance: float | None = None,
     seed: int = 0,
@@ -794,7 +901,8 @@ def check_laws(
       shape: a structured core shape (the trailing dims).
       dtypes: dtypes for membership, inverse, projection, batching and purity.
       batch_shapes: leading batch shapes to try.
-      laws: which laws to run (names from :data:`LAWS`).
+      laws: which laws to run (names from :data:`LAWS` and :data:`CAPABILITY_LAWS`); by
+        default :func:`laws_for` the structure, which adds the laws of its capabilities.
       max_magnitude: the largest raw magnitude the structure promises membership for.
       tolerance: relative error allowed in round trips and projections (default: by dtype).
       seed: seeds every draw.
@@ -802,9 +910,16 @@ def check_laws(
     Raises:
       LawError: a law broke; the message names it, the input and the size of the violation.
     """
-    unknown = set(laws) - set(LAWS)
+    laws = laws_for(structure) if laws is None else tuple(laws)
+    known = (*LAWS, *CAPABILITY_LAWS)
+    unknown = set(laws) - set(known)
     if unknown:
-        raise ValueError(f"check_laws: unknown laws {sorted(unknown)}; known: {LAWS}.")
+        raise ValueError(f"check_laws: unknown laws {sorted(unknown)}; known: {known}.")
+    capability_laws = [
+        (name, CAPABILITY_LAWS[name])
+        for name in laws
+        if name in CAPABILITY_LAWS and structure.supports(CAPABILITY_LAWS[name].capability)
+    ]
     gen = torch.Generator().manual_seed(seed)
     shape = tuple(shape)
     magnitudes = sorted({m for m in (1e-3, 1.0, max_magnitude) if m <= max_magnitude})
@@ -839,6 +954,8 @@ def check_laws(
                 )
             if "batching" in laws and batch:
                 _run("batching", structure, check_batching, moderate, arbitrary)
+            for name, law in capability_laws:
+                _run(name, structure, law.check, moderate, structure.apply(moderate))
     if "derivatives" in laws:
         raw = _draw_raw(structure, (2, *shape), torch.float64, gen, "normal", 1.0)
         _run("derivatives", structure, check_derivatives, raw)
@@ -849,6 +966,9 @@ def check_laws(
         _run("compile", structure, check_compile, raw, other=other)
     if "bad_input" in laws:
         _run("bad_input", structure, check_bad_input, shape)
+    if "raw_form" in laws:
+        for batch in batch_shapes:
+            _run("raw_form", structure, check_raw_form, (*batch, *shape))
 
 
 def _other_shape(structure: AbstractStructure, shape: tuple[int, ...]) -> tuple[int, ...]:

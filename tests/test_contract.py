@@ -249,3 +249,10 @@ def test_every_exported_structure_is_in_the_registry():
             and not (inspect.isabstract(obj) or name.startswith("Abstract"))
         ):
             assert obj in registered, f"{name} has no entry in fs.testing.CATALOG"
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_raw_form(entry):
+    for core in entry.core_shapes:
+        for batch in ((), (3,), (0,)):
+            testing.check_raw_form(entry.structure, (*batch, *core))

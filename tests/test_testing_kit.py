@@ -159,6 +159,17 @@ class ContainsEverything(fs.Symmetric):
         return torch.ones(value.shape[:-2], dtype=torch.bool, device=value.device)
 
 
+@dataclasses.dataclass(frozen=True)
+class MisdeclaredRaw(fs.UpperTriangular):
+    """Declares a transposed raw (and inverts that declaration) but takes the value's shape."""
+
+    def raw_shape(self, shape):
+        return torch.Size([shape[-1], shape[-2]])
+
+    def value_shape(self, raw_shape):
+        return torch.Size([raw_shape[-1], raw_shape[-2]])
+
+
 CASES = [
     pytest.param(NearlyOrthogonal(), "membership", (3, 3), id="membership"),
     pytest.param(TransposingInverse(), "inverse", (3, 3), id="inverse"),
@@ -175,6 +186,7 @@ CASES = [
     pytest.param(EmptyBatchCrash(), "batching", (3, 3), id="batching-empty"),
     pytest.param(HostSyncInit(), "purity", (3, 3), id="purity-meta"),
     pytest.param(ContainsEverything(), "outside", (3, 3), id="outside-contains-everything"),
+    pytest.param(MisdeclaredRaw(), "raw_form", (2, 3), id="raw-form-misdeclared"),
 ]
 
 

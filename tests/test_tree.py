@@ -206,3 +206,46 @@ def test_defaultdict_trees_keep_their_type():
         assert isinstance(out, collections.defaultdict)
         assert out.default_factory is list
         assert torch.equal(out["w"], torch.eye(2))
+
+
+def test_resolve_shows_what_the_spec_matched():
+    s = fs.structure({"*.weight": fs.LowRank(1), "1.weight": None})
+    raw = {
+        "0.weight": (torch.zeros(3, 1), torch.zeros(2, 1)),
+        "0.bias": torch.zeros(3),
+        "1.weight": torch.zeros(2, 2),
+    }
+    assert s.resolve(raw) == {"0.weight": fs.LowRank(1), "0.bias": None, "1.weight": None}
+    one = fs.structure({"*.weight": fs.LowRank(1)})
+    assert one.resolve({"0.weight": torch.zeros(3, 2)}) == {"0.weight": fs.LowRank(1)}
+
+
+def test_plans_are_cached_by_value_not_in_a_module_dict():
+    from functional_struct import _tree
+
+    assert not [name for name, v in vars(_tree).items() if isinstance(v, dict) and name.isupper()]
+    _tree._plan.cache_clear()
+    tree = {"a": torch.ones(2, 2), "b": torch.ones(2)}
+    fs.structure({"a": fs.Diagonal()}).apply(tree)
+    fs.structure({"a": fs.Diagonal()}).apply(tree)  # an equal tree: the same plan
+    assert _tree._plan.cache_info().hits == 1
+
+
+def test_frozen_first_in_a_chain_keeps_the_value_in_a_tree():
+    weight = torch.tensor([[1.0, 2.0], [3.0, 0.5]])
+    s = fs.structure({"layer.weight": fs.Chain(fs.Frozen(), fs.Positive())})
+    raw = s.init({"layer.weight": weight, "layer.bias": torch.ones(2)}, batch_shape=(3,))
+    out = s.apply(raw)["layer.weight"]
+    assert out.shape == (3, 2, 2)
+    torch.testing.assert_close(out, weight.expand(3, 2, 2))
+    grad = torch.func.grad(lambda r: s.apply(r)["layer.weight"].sum())(raw)["layer.weight"]
+    assert torch.equal(grad, torch.zeros_like(grad))
+
+
+def test_a_tree_compiles_with_one_code_path_and_gives_the_eager_values():
+    s = fs.structure({"w": fs.LowRank(1), "v": fs.UpperTriangular(packed=True)})
+    raw = {"w": (torch.randn(4, 3, 1), torch.randn(4, 2, 1)), "v": torch.randn(4, 6), "b": None}
+    compiled = torch.compile(s.apply, fullgraph=True)
+    for key, value in s.apply(raw).items():
+        got = compiled(raw)[key]
+        assert got is None if value is None else torch.allclose(got, value)
