@@ -88,9 +88,7 @@ CAPABILITY_LAWS: dict[str, CapabilityLaw] = {}
 """Laws of optional capabilities by law name; :func:`register_law` adds to it."""
 
 
-def register_law(
-    name: str, check: Callable[[Any, Any, Tensor], None], *, capability: str
-) -> None:
+def register_law(name: str, check: Callable[[Any, Any, Tensor], None], *, capability: str) -> None:
     """Add a law for the structures that have an optional capability.
 
     :func:`check_laws` then runs it on every structure whose ``supports(capability)`` is True,
@@ -110,8 +108,9 @@ def register_law(
 
 
 def laws_for(structure: AbstractStructure[Any]) -> tuple[str, ...]:
-    """Every law :func:`check_laws` runs on ``structure`` by default: :data:`LAWS`, then the
-    registered laws of the capabilities it supports.
+    """Every law :func:`check_laws` runs on ``structure`` by default.
+
+    :data:`LAWS`, then the registered laws of the capabilities it supports.
 
     Example:
       >>> testing.laws_for(fs.Diagonal())[-1]
@@ -119,6 +118,7 @@ def laws_for(structure: AbstractStructure[Any]) -> tuple[str, ...]:
     """
     extra = [n for n, law in CAPABILITY_LAWS.items() if structure.supports(law.capability)]
     return (*LAWS, *extra)
+
 
 # Agreement between two computations of the same value (vmap vs loop, compiled vs eager), as
 # max |a - b| / max(1, max |b|). float32 allows for reassociation in batched/fused kernels.
