@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor
@@ -159,6 +159,16 @@ class AbstractStructure(abc.ABC, Generic[R]):
         ``Sum`` splits sums of such sets exactly.
         """
         return False
+
+    _raw_form_declared: ClassVar[bool] = False
+    """Whether the class declares its raw form (overrides ``raw_shape`` or ``value_shape``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._raw_form_declared = (
+            cls.raw_shape is not AbstractStructure.raw_shape
+            or cls.value_shape is not AbstractStructure.value_shape
+        )
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls not in _CHECKED_CLASSES:
@@ -429,13 +439,6 @@ class AbstractStructure(abc.ABC, Generic[R]):
                 TypeError,
             )
 
-    def _declares_raw_form(self) -> bool:
-        cls = type(self)
-        return (
-            cls.raw_shape is not AbstractStructure.raw_shape
-            or cls.value_shape is not AbstractStructure.value_shape
-        )
-
     def _check_shape(self, shape: torch.Size, method: str, name: str) -> None:
         """Check a value's shape: on every call, so the passing path stays a few comparisons."""
         n = self.core_ndim
@@ -451,7 +454,7 @@ class AbstractStructure(abc.ABC, Generic[R]):
             raise self._fail(
                 method, f"{name} needs core dims of size >= 1, got shape {tuple(shape)}."
             )
-        if self._declares_raw_form():
+        if self._raw_form_declared:
             try:
                 back = self.value_shape(self.raw_shape(core))
             except ValueError as problem:
@@ -466,6 +469,9 @@ class AbstractStructure(abc.ABC, Generic[R]):
 
     def _check_raw(self, raw: Any, method: str) -> None:
         """Check a raw input against the declared raw form (``raw_shape``)."""
+        if not self._raw_form_declared:  # one tensor of the value's shape: a value's checks
+            self._check_value(raw, method, "raw")
+            return
         form = raw_form_of(self)
         if not is_factored(form):  # one tensor: the common case, kept short
             self._check_value(raw, method, "raw", check_shape=False)
@@ -492,19 +498,6 @@ class AbstractStructure(abc.ABC, Generic[R]):
                 self._check_one_dtype_and_device(
                     method, "raw parts", list(zip(named, parts, strict=True))
                 )
-        if not self._declares_raw_form():
-            core = raw.shape[raw.dim() - self.core_ndim :]
-            if 0 in core:
-                raise self._fail(
-                    method, f"raw needs core dims of size >= 1, got shape {tuple(raw.shape)}."
-                )
-            if self.square and core[-1] != core[-2]:
-                raise self._fail(
-                    method,
-                    f"raw needs a square matrix in its last two dims, "
-                    f"got shape {tuple(raw.shape)}.",
-                )
-            return
         try:
             value = self.value_shape(cores)
         except ValueError as problem:
