@@ -2,6 +2,7 @@
 structure (and the tree path, through a tree), what was expected and what came; none modifies
 its inputs."""
 
+import math
 import re
 
 import pytest
@@ -524,3 +525,25 @@ def test_inverse_of_a_non_member_is_documented_not_an_error():
     assert fs.PositiveDefinite().contains(
         fs.PositiveDefinite().apply(fs.PositiveDefinite().raw_from(indefinite))
     )
+
+
+def test_factored_bad_input_names_the_part():
+    with pytest.raises(ValueError, match=r"LowRank\(rank=2\).apply: raw parts need 2 columns"):
+        fs.LowRank(2).apply((torch.zeros(4, 3), torch.zeros(5, 2)))
+    with pytest.raises(TypeError, match=r"raw part 'right'.*int64"):
+        fs.LowRank(2).apply((torch.zeros(4, 2), torch.zeros(5, 2, dtype=torch.long)))
+    with pytest.raises(
+        TypeError, match=r"Sum\(.*\).apply: raw part 0 must be a tuple \(left, right\)"
+    ):
+        fs.Sum(fs.LowRank(1), fs.Frozen()).apply((torch.zeros(3, 1), torch.zeros(3, 3)))
+    with pytest.raises(ValueError, match=r"one shape, got \(3, 3\), \(4, 4\)"):
+        fs.Sum(fs.LowRank(1), fs.Frozen()).apply(
+            ((torch.zeros(3, 1), torch.zeros(3, 1)), torch.zeros(4, 4))
+        )
+    with pytest.raises(ValueError, match="rank 4 > min"):
+        fs.LowRank(4).init((3, 5))
+    with pytest.raises(ValueError, match="rank must be an int >= 1"):
+        fs.LowRank(0)
+    with pytest.raises(ValueError, match="max_norm must be a finite float > 0"):
+        fs.BoundedSpectralNorm(-1.0)
+    assert math.isfinite(fs.LowRank(1).apply((torch.ones(2, 1), torch.ones(2, 1))).sum())

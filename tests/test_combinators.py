@@ -1,4 +1,4 @@
-"""Chain and Frozen."""
+"""Chain, Sum and Frozen."""
 
 import pytest
 import torch

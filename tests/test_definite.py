@@ -1,7 +1,9 @@
-"""PositiveDefinite: the mathematics and float32 numerics it promises."""
+"""PositiveDefinite (both methods), PositiveSemidefinite, CholeskyFactor, Correlation: the
+mathematics and float32 numerics they promise."""
 
 import pytest
 import torch
+from _helpers import GEN, _normal
 
 import functional_struct as fs
 
@@ -236,3 +238,24 @@ def test_what_contains_accepts_just_below_the_floor_inverts_to_within_tolerance(
         torch.testing.assert_close(s.apply(s.inverse(value)), value, atol=1e-6, rtol=0)
         assert not s.contains(torch.tensor([[4e-7]]))
     assert torch.isnan(fs.PositiveDefinite().inverse(torch.tensor([[-1e-3]]))).all()
+
+
+def test_positive_semidefinite_rank_and_sign():
+    s = fs.PositiveSemidefinite(rank=2)
+    a = s.apply(s.init((40, 6, 6), generator=GEN().manual_seed(13), dtype=torch.float64))
+    eig = torch.linalg.eigvalsh(a)
+    assert (eig > -1e-12).all()
+    assert (eig[:, :4].abs() < 1e-12).all()
+    assert (eig[:, 4:] > 1e-6).all()
+    assert not s.contains(torch.eye(6, dtype=torch.float64))  # rank 6 > 2
+
+
+def test_positive_definite_expm_matches_the_cholesky_method_set():
+    expm, cholesky = fs.PositiveDefinite(method="expm"), fs.PositiveDefinite()
+    members = cholesky.apply(cholesky.init((20, 5, 5), generator=GEN().manual_seed(14)))
+    # The same set: each method inverts the other's members.
+    torch.testing.assert_close(expm.apply(expm.inverse(members)), members, rtol=1e-4, atol=1e-4)
+    raw = _normal(20, 5, 5, scale=3.0, seed=15)
+    a = expm.apply(raw)
+    assert (torch.linalg.cholesky_ex(a).info == 0).all()
+    assert cholesky.contains(a).all()

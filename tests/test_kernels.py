@@ -183,3 +183,17 @@ def test_kernels_batch_under_vmap():
     torch.testing.assert_close(batched, k.boundary_cholesky(a, a))
     batched = torch.vmap(lambda x: k.project_spectrum_to_floor(x, 1.0, 0.1))(a)
     torch.testing.assert_close(batched, k.project_spectrum_to_floor(a, 1.0, 0.1))
+
+
+def test_init_takes_the_first_candidate_in_range_and_clamps_the_rest():
+    from functional_struct._orthogonal import draw_in_range
+
+    def draw(shape):  # candidate j of element i is i + 100 j: element 0 in range at j = 0, ...
+        i = torch.arange(shape[1], dtype=torch.float64)
+        j = torch.arange(shape[0], dtype=torch.float64)[:, None]
+        return (i + 100 * j)[..., None, None].expand(*shape, 2, 2)
+
+    out = draw_in_range(draw, (3,), bound=150.0, rounds=2)
+    torch.testing.assert_close(out[:, 0, 0], torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64))
+    out = draw_in_range(lambda shape: 200 + draw(shape), (2,), bound=150.0, rounds=2)
+    torch.testing.assert_close(out[:, 0, 0], torch.tensor([150.0, 150.0], dtype=torch.float64))

@@ -214,17 +214,3 @@ def test_apply_on_huge_raw_compiles():
     eager = fs.Orthogonal().apply(raw)
     compiled = torch.compile(fs.Orthogonal().apply, fullgraph=True)(raw)
     torch.testing.assert_close(compiled, eager, equal_nan=True, atol=1e-3, rtol=0)
-
-
-def test_init_takes_the_first_candidate_in_range_and_clamps_the_rest():
-    from functional_struct._orthogonal import draw_in_range
-
-    def draw(shape):  # candidate j of element i is i + 100 j: element 0 in range at j = 0, ...
-        i = torch.arange(shape[1], dtype=torch.float64)
-        j = torch.arange(shape[0], dtype=torch.float64)[:, None]
-        return (i + 100 * j)[..., None, None].expand(*shape, 2, 2)
-
-    out = draw_in_range(draw, (3,), bound=150.0, rounds=2)
-    torch.testing.assert_close(out[:, 0, 0], torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64))
-    out = draw_in_range(lambda shape: 200 + draw(shape), (2,), bound=150.0, rounds=2)
-    torch.testing.assert_close(out[:, 0, 0], torch.tensor([150.0, 150.0], dtype=torch.float64))

@@ -1,4 +1,5 @@
-"""Robustness: extreme raw, NaN/Inf, half precision, determinism, threads, long training."""
+"""Robustness: extreme raw, NaN/Inf, half precision, determinism, threads, long training,
+values near float max, the meta device."""
 
 import concurrent.futures
 import math
@@ -245,3 +246,99 @@ def test_short_soak(entry):
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_long_soak_10000_adam_steps(entry):
     _soak_both(entry, 10_000)
+
+
+FINITE_STRUCTURES = [
+    fs.LowRank(1),
+    fs.FixedRank(1),
+    fs.Orthogonal(),
+    fs.Orthogonal(method="expm"),
+    fs.Orthogonal(method="householder"),
+    fs.SpecialOrthogonal(),
+    fs.Invertible(),
+    fs.SpecialLinear(),
+    fs.BoundedSpectralNorm(),
+    fs.PositiveDefinite(),
+    fs.PositiveDefinite(method="expm"),
+    fs.PositiveSemidefinite(),
+    fs.PositiveSemidefinite(rank=1),
+    fs.CholeskyFactor(),
+    fs.Correlation(),
+    fs.DoublyStochastic(),
+]
+
+
+def _bad_values(n, dtype, batch):
+    gen = torch.Generator().manual_seed(18)
+    shape = (*batch, n, n)
+    big = torch.finfo(dtype).max
+    random = torch.randn(shape, generator=gen, dtype=dtype)
+    u = torch.randn((*batch, n, 1), generator=gen, dtype=dtype)
+    return {
+        "zeros": torch.zeros(shape, dtype=dtype),
+        "ones": torch.ones(shape, dtype=dtype),
+        "1e30": torch.full(shape, 1e30, dtype=dtype),
+        "-1e30": torch.full(shape, -1e30, dtype=dtype),
+        "max": torch.full(shape, big, dtype=dtype),
+        "1e30 random": 1e30 * random,
+        "rank one": u * u.mT,
+        "identity": torch.eye(n, dtype=dtype).expand(shape),
+        "-identity": -torch.eye(n, dtype=dtype).expand(shape),
+        "random": random,
+        "nan": torch.full(shape, math.nan, dtype=dtype),
+    }
+
+
+def _sweep(ns, batches):
+    """Before: finite entries near float max made eigh/svd raise (float32 and float64) for
+    PositiveDefinite, PositiveSemidefinite, Correlation, Invertible, LowRank, FixedRank and
+    SpecialLinear; huge raw made the Cayley maps raise."""
+    for structure in FINITE_STRUCTURES:
+        for n in ns:
+            for dtype in (torch.float32, torch.float64):
+                for batch in batches:
+                    for name, x in _bad_values(n, dtype, batch).items():
+                        where = f"{structure!r} n={n} {dtype} batch={batch} {name}"
+                        try:
+                            structure.project(x)
+                            structure.inverse(x)
+                            structure.raw_from(x)
+                            assert structure.contains(x).shape == batch
+                            raw = structure.init((*batch, n, n), dtype=dtype)
+                            fill = x.reshape(-1)[0] if x.numel() else 0.0
+                            parts = raw if isinstance(raw, tuple) else (raw,)
+                            structure.apply(
+                                tuple(torch.full_like(p, float(fill)) for p in parts)
+                                if isinstance(raw, tuple)
+                                else torch.full_like(raw, float(fill))
+                            )
+                        except Exception as error:
+                            raise AssertionError(f"{where}: {error}") from error
+
+
+def test_finite_bad_values_never_raise():
+    _sweep((1, 3), ((), (3,), (0,)))
+
+
+@pytest.mark.slow
+def test_finite_bad_values_never_raise_large():
+    _sweep((2, 8, 17, 64), ((), (3,), (0,)))
+
+
+@pytest.mark.parametrize(
+    "structure", FINITE_STRUCTURES + [fs.Simplex(), fs.UnitNorm(), fs.LowRank(2)], ids=repr
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_init_on_the_meta_device(structure, dtype):
+    """The Orthogonal family's init redrew out-of-range raws in a loop with .item()/.any():
+    a host sync per call, and a RuntimeError on the meta device."""
+    shape = (2, 5, 5)
+    meta = structure.init(shape, dtype=dtype, device="meta")
+    cpu = structure.init(shape, dtype=dtype)
+    for m, c in zip(
+        meta if isinstance(meta, tuple) else (meta,),
+        cpu if isinstance(cpu, tuple) else (cpu,),
+        strict=True,
+    ):
+        assert m.device.type == "meta"
+        assert (m.shape, m.dtype) == (c.shape, c.dtype)
