@@ -105,7 +105,7 @@ def test_factored_raws_in_trees_vmap_and_grad():
     assert grads["0.weight"][0].shape == (4, 5, 2)
     looped = [grad(loss)(r, xi) for r, xi in zip(_unstack(raw, 4), x.unbind(0), strict=True)]
     torch.testing.assert_close(grads["0.weight"][1][2], looped[2]["0.weight"][1])
-    # The remembered plan and the walk agree on a second call.
+    # A second call, through the cached plan, gives the same value.
     first = structure.apply(raw)["0.weight"]
     torch.testing.assert_close(structure.apply(raw)["0.weight"], first)
     assert first.shape == (4, 5, 6)
