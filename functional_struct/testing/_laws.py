@@ -23,10 +23,10 @@ import torch
 from torch import Tensor
 from torch.func import grad, hessian, jacfwd, jacrev, vmap
 
-from ._catalog import CATALOG, CatalogEntry
-from ._rawform import is_factored, leaves
-from ._structure import AbstractStructure, default_tolerances, raw_form_of
-from ._tree import structure as _structure_tree
+from .._catalog import CATALOG, CatalogEntry
+from .._rawform import is_factored, leaves
+from .._structure import AbstractStructure, default_tolerances, raw_form_of
+from .._tree import structure as _structure_tree
 
 __all__ = [
     "CAPABILITY_LAWS",
