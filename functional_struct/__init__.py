@@ -45,7 +45,7 @@ from ._triangular import LowerTriangular as LowerTriangular
 from ._triangular import Masked as Masked
 from ._triangular import UpperTriangular as UpperTriangular
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AbstractStructure",

@@ -24,7 +24,7 @@ from ._kernels import (
     project_spectrum_to_floor,
     tril_with_diagonal,
 )
-from ._rawform import RawShape
+from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
 from ._validate import check_choice, check_int, check_real
 
@@ -165,15 +165,14 @@ class PositiveSemidefinite(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """``n x n`` for an ``n x rank`` factor with ``n >= rank``."""
-        assert isinstance(raw_shape, torch.Size)
-        n, r = raw_shape
+        n, r = one_tensor(raw_shape, 2)
         if self.rank is None:
             if n != r:
                 raise ValueError("needs a square matrix in its last two dims")
-        elif r != self.rank or n < self.rank:
-            raise ValueError(
-                f"needs an n x {self.rank} factor with n >= {self.rank} (rank {self.rank} <= n)"
-            )
+        elif r != self.rank:
+            raise ValueError(f"needs an n x {self.rank} factor")
+        elif n < self.rank:
+            raise ValueError(f"has rank {self.rank} > n")
         return torch.Size([n, n])
 
     def _apply(self, raw: Tensor) -> Tensor:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._rawform import RawShape
+from ._rawform import RawShape, one_tensor
 from ._structure import AbstractStructure, close
 from ._validate import check_bool
 
@@ -182,9 +182,9 @@ class AbstractLinear(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """``n x n`` for a packed length that fits ``n`` (an empty one fits several: refused)."""
-        assert isinstance(raw_shape, torch.Size)
         if not self.packed:
-            return raw_shape
+            return super().value_shape(raw_shape)
+        raw_shape = one_tensor(raw_shape, 1)
         if self._size(1) == 0 and self._size(2) == 0 and raw_shape[0] == 0:
             raise ValueError(
                 "is packed, and an empty raw fits several n (no free entries at these sizes); "

@@ -11,7 +11,7 @@ from . import _guards
 from ._charts import ORTHOGONAL_CHARTS, ROTATION_CHARTS
 from ._kernels import draw_in_range as draw_in_range
 from ._kernels import eye_like, flip_smallest_where_reflection, haar_raw, polar_factor
-from ._rawform import RawShape
+from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
 from ._validate import check_choice
 
@@ -74,7 +74,7 @@ class Orthogonal(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """Square or tall (rows >= columns); square only for ``method="expm"``."""
-        assert isinstance(raw_shape, torch.Size)
+        raw_shape = one_tensor(raw_shape, 2)
         if raw_shape[-2] < raw_shape[-1]:
             raise ValueError(
                 "needs a square or tall matrix (rows >= columns; transpose a wide one)"

@@ -39,7 +39,7 @@ from ._kernels import (
     svd_reconstruct,
     truncated_svd,
 )
-from ._rawform import RawShape, parts_of
+from ._rawform import RawShape, one_tensor, parts_of
 from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero
 from ._validate import check_int, check_real
 
@@ -91,8 +91,7 @@ class _Polar(NamedTuple):
 
 def _factored_value_shape(left: RawShape, right: RawShape, rank: int) -> torch.Size:
     """``m x n`` for factors ``left`` (m x rank) and ``right`` (n x rank), or why not."""
-    assert isinstance(left, torch.Size)
-    assert isinstance(right, torch.Size)
+    left, right = one_tensor(left, 2), one_tensor(right, 2)
     if left[-1] != rank or right[-1] != rank:
         raise ValueError(f"parts need {rank} columns each (left m x {rank}, right n x {rank})")
     if rank > min(left[-2], right[-2]):
@@ -348,6 +347,8 @@ class Invertible(AbstractStructure):
 
     def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
         """Two ``n x n`` raws: the orthogonal factor's and the stretch's."""
+        if shape[-1] != shape[-2]:
+            raise ValueError("needs a square matrix in its last two dims")
         return _Polar(torch.Size(shape), torch.Size(shape))
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
@@ -520,7 +521,7 @@ def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
 def _square_pair(raw_shape: RawShape) -> torch.Size:
     """``n x n`` for two ``n x n`` raws, or why not."""
     first, second = parts_of(raw_shape)
-    assert isinstance(first, torch.Size)
+    first = one_tensor(first, 2)
     if first != second or first[-1] != first[-2]:
         raise ValueError("parts need two square matrices of the same shape")
     return first

@@ -25,6 +25,7 @@ __all__ = [
     "is_factored",
     "leaves",
     "map_raw",
+    "one_tensor",
     "parts_of",
     "unflatten",
 ]
@@ -39,6 +40,13 @@ RawShape: TypeAlias = torch.Size | tuple["RawShape", ...]
 def is_factored(form: RawShape) -> bool:
     """Whether a raw of this form is a tuple (``torch.Size`` is a tuple too: it is one tensor)."""
     return not isinstance(form, torch.Size)
+
+
+def one_tensor(form: RawShape, ndim: int) -> torch.Size:
+    """The shape of a raw form that is one tensor of ``ndim`` core dims, or a ``ValueError``."""
+    if not isinstance(form, torch.Size) or len(form) != ndim:
+        raise ValueError(f"takes one tensor of {ndim} core dims as raw, not {form!r}")
+    return form
 
 
 def parts_of(form: RawShape) -> tuple[RawShape, ...]:
@@ -121,8 +129,10 @@ def core_shapes(raw: Any, form: RawShape) -> tuple[RawShape, list[tuple[int, ...
         if not isinstance(x, tuple) or len(x) != len(f):
             got = f"a tuple of {len(x)}" if isinstance(x, tuple) else type(x).__name__
             raise TypeError(f"{where} must be {describe(f)}, got {got}")
+        names = getattr(f, "_fields", None) or [str(i) for i in range(len(f))]
         return tuple(
-            read(xi, fi, f"{where} part {i}") for i, (xi, fi) in enumerate(zip(x, f, strict=True))
+            read(xi, fi, f"{where} part {name!r}" if name != str(i) else f"{where} part {i}")
+            for i, (name, xi, fi) in enumerate(zip(names, x, f, strict=True))
         )
 
     return read(raw, form, "raw"), batches

@@ -96,34 +96,42 @@ def spec_rules(spec: Any, is_leaf: Callable[[Any], bool], prefix: str = "") -> l
     )
 
 
-def _rule_at(rules: tuple[Rule, ...], path: str, depth: int) -> tuple[int | None, int | None]:
-    """The rule governing the node at ``path``, and the module-key rule that prefixes it.
+class _Index:
+    """The rules arranged for lookups: plain keys by value, patterns in order."""
 
-    In a nested tree a module's own node matches its key; in a flat one no node does, so the
-    prefix rule counts as used even where a deeper key overrides it.
-    """
-    exact = glob = prefix = None
-    for i, (key, leaf) in enumerate(rules):
-        if key == path:
-            exact = i
-        elif (
-            key
-            and not _is_glob(key)
-            and path.startswith(key + ".")
-            and (prefix is None or len(key) > len(rules[prefix][0]))
-        ):
-            prefix = i
-        elif _is_glob(key) and depth > 0 and glob_match(key, path):
-            if glob is not None and rules[glob][1] != leaf:
-                raise ValueError(
-                    f"fs.structure: leaf {path!r} is matched by the patterns "
-                    f"{rules[glob][0]!r} ({rules[glob][1]!r}) and {key!r} ({leaf!r}); add an "
-                    "exact key for it."
-                )
-            glob = i if glob is None else glob
-    if exact is not None:
-        return exact, prefix
-    return (glob if glob is not None else prefix), prefix
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.plain = {key: i for i, (key, _) in enumerate(rules) if not _is_glob(key)}
+        self.globs = [(i, key, leaf) for i, (key, leaf) in enumerate(rules) if _is_glob(key)]
+
+    def rule_at(self, path: str, depth: int) -> tuple[int | None, int | None]:
+        """The rule governing the node at ``path``, and the module-key rule that prefixes it.
+
+        In a nested tree a module's own node matches its key; in a flat one no node does, so
+        the prefix rule counts as used even where a deeper key overrides it.
+        """
+        exact = self.plain.get(path)
+        prefix = None
+        cut = path.rfind(".")
+        while cut > 0:  # the longest plain key that is a dotted prefix of the path
+            prefix = self.plain.get(path[:cut])
+            if prefix is not None:
+                break
+            cut = path.rfind(".", 0, cut)
+        glob = None
+        if depth > 0:
+            for i, key, leaf in self.globs:
+                if glob_match(key, path):
+                    if glob is not None and self.rules[glob][1] != leaf:
+                        raise ValueError(
+                            f"fs.structure: leaf {path!r} is matched by the patterns "
+                            f"{self.rules[glob][0]!r} ({self.rules[glob][1]!r}) and {key!r} "
+                            f"({leaf!r}); add an exact key for it."
+                        )
+                    glob = i if glob is None else glob
+        if exact is not None:
+            return exact, prefix
+        return (glob if glob is not None else prefix), prefix
 
 
 def resolve_uncached(
@@ -142,11 +150,12 @@ def resolve_uncached(
       ValueError: two patterns disagree on a node, or a rule matches no node.
     """
     used = [False] * len(rules)
+    index = _Index(rules)
     governed: dict[Path, tuple[str, int | None]] = {}
     for node in nodes:
         parent = governed.get(node[:-1], ("", None)) if node else ("", None)
         path = join(parent[0], node[-1]) if node else ""
-        rule, prefix = _rule_at(rules, path, len(node))
+        rule, prefix = index.rule_at(path, len(node))
         if prefix is not None:
             used[prefix] = True
         if rule is not None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import torch
 from torch import Tensor
 
-from ._rawform import Raw, RawShape, core_shapes, is_factored, leaves
+from ._rawform import Raw, RawShape, core_shapes, is_factored, leaves, one_tensor
 
 __all__ = [
     "CAPABILITIES",
@@ -165,6 +165,14 @@ class AbstractStructure(abc.ABC, Generic[R]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        stale = sorted(set(vars(cls)) & _HOOKS_OF_0_1)
+        if stale:
+            raise TypeError(
+                f"{cls.__name__} defines {', '.join(stale)}: hooks of functional_struct 0.1 that "
+                "0.2 no longer calls. Declare the raw form with raw_shape(shape) and "
+                "value_shape(raw_shape) (raising ValueError for a refused shape), and keep a "
+                "value in a tree's init with init_like(value, generator=...)."
+            )
         cls._raw_form_declared = (
             cls.raw_shape is not AbstractStructure.raw_shape
             or cls.value_shape is not AbstractStructure.value_shape
@@ -207,7 +215,7 @@ class AbstractStructure(abc.ABC, Generic[R]):
         the matrix, a wide matrix for ``Orthogonal``, ...). A value shape ``s`` is accepted
         exactly when ``value_shape(raw_shape(s)) == s``.
         """
-        assert isinstance(raw_shape, torch.Size)  # the default raw is one tensor
+        raw_shape = one_tensor(raw_shape, self.core_ndim)
         if self.square and raw_shape[-1] != raw_shape[-2]:
             raise ValueError("needs a square matrix in its last two dims")
         return raw_shape
@@ -456,11 +464,9 @@ class AbstractStructure(abc.ABC, Generic[R]):
             )
         if self._raw_form_declared:
             try:
-                back = self.value_shape(self.raw_shape(core))
+                _value_of_value(self, core)
             except ValueError as problem:
                 raise self._fail(method, f"{name} {problem}, got shape {tuple(shape)}.") from None
-            if back != core and not self.square:
-                raise self._fail(method, f"{name} cannot have core shape {tuple(core)}.")
         if self.square and core[-1] != core[-2]:
             raise self._fail(
                 method,
@@ -499,19 +505,11 @@ class AbstractStructure(abc.ABC, Generic[R]):
                     method, "raw parts", list(zip(named, parts, strict=True))
                 )
         try:
-            value = self.value_shape(cores)
+            _value_of_raw(self, cores)
         except ValueError as problem:
             got = _shapes_in_words(raw, form)
-            raise self._fail(method, f"raw {problem}, got {got}.") from None
-        if 0 in value:
-            got = _shapes_in_words(raw, form)
-            raise self._fail(method, f"raw stands for an empty value {tuple(value)}, got {got}.")
-        if self.raw_shape(value) != cores:
-            raise self._fail(
-                method,
-                f"raw parts do not fit together: a value of core shape {tuple(value)} takes "
-                f"{_form_in_words(self.raw_shape(value))}, got {_shapes_in_words(raw, form)}.",
-            )
+            lead = "; the raw has" if " got " in str(problem) else ", got"
+            raise self._fail(method, f"raw {problem}{lead} {got}.") from None
 
     def _raw_problem(self, method: str, form: RawShape, raw: Tensor) -> Exception:
         n = len(form)  # type: ignore[arg-type]
@@ -543,6 +541,67 @@ class AbstractStructure(abc.ABC, Generic[R]):
 
 _CHECKED_CLASSES: set[type] = set()
 
+_HOOKS_OF_0_1 = {
+    "raw_names",
+    "raw_core_ndim",
+    "_check_core_shape",
+    "_check_raw_core_shape",
+    "_check_raw_shapes",
+    "_check_raw_part",
+    "_init_like",
+}
+
+
+def _value_of_raw(structure: AbstractStructure[Any], cores: RawShape) -> torch.Size:
+    """The value core shape a raw of core shapes ``cores`` stands for, or a ``ValueError``.
+
+    ``value_shape``, then the checks every structure shares: a non-empty value, square where
+    the structure is, and ``raw_shape`` giving ``cores`` back. Cached by value.
+    """
+    if torch.compiler.is_compiling():
+        return _value_of_raw_uncached(structure, cores)
+    try:
+        return _value_of_raw_cached(structure, cores)
+    except TypeError:  # a structure with an unhashable field: not cached
+        return _value_of_raw_uncached(structure, cores)
+
+
+def _value_of_raw_uncached(structure: AbstractStructure[Any], cores: RawShape) -> torch.Size:
+    value = structure.value_shape(cores)
+    if 0 in value:
+        raise ValueError(f"stands for an empty value {tuple(value)}")
+    if structure.square and value[-1] != value[-2]:
+        raise ValueError("needs a square matrix in its last two dims")
+    back = structure.raw_shape(value)
+    if back != cores:
+        raise ValueError(
+            f"parts do not fit together: a value of core shape {tuple(value)} takes "
+            f"{_form_in_words(back)}"
+        )
+    return value
+
+
+_value_of_raw_cached = functools.lru_cache(maxsize=4096)(_value_of_raw_uncached)
+
+
+def _value_of_value(structure: AbstractStructure[Any], core: torch.Size) -> None:
+    """Raise a ``ValueError`` saying why a value of core shape ``core`` is refused, if it is."""
+    if torch.compiler.is_compiling():
+        return _value_of_value_uncached(structure, core)
+    try:
+        return _value_of_value_cached(structure, core)
+    except TypeError:
+        return _value_of_value_uncached(structure, core)
+
+
+def _value_of_value_uncached(structure: AbstractStructure[Any], core: torch.Size) -> None:
+    back = structure.value_shape(structure.raw_shape(core))
+    if back != core and not structure.square:
+        raise ValueError(f"cannot have core shape {tuple(core)}")
+
+
+_value_of_value_cached = functools.lru_cache(maxsize=4096)(_value_of_value_uncached)
+
 
 def raw_form_of(structure: AbstractStructure) -> RawShape:
     """The nesting and core ndims of a structure's raw: ``raw_shape`` of a 1 x ... x 1 value.
@@ -552,7 +611,10 @@ def raw_form_of(structure: AbstractStructure) -> RawShape:
     """
     if torch.compiler.is_compiling():
         return structure.raw_shape((1,) * structure.core_ndim)
-    return _cached_raw_form(structure)
+    try:
+        return _cached_raw_form(structure)
+    except TypeError:  # a structure with an unhashable field: not cached
+        return structure.raw_shape((1,) * structure.core_ndim)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -578,7 +640,10 @@ def _labelled(raw: Any, form: Any, prefix: str) -> list[tuple[str, tuple[int, ..
     out = []
     for i, part in enumerate(raw):
         sub = form[i] if isinstance(form, tuple) and i < len(form) else None
-        out += _labelled(part, sub, f"{prefix} {names[i]}".strip() if i < len(names) else prefix)
+        name = names[i] if i < len(names) else ""
+        if not name and isinstance(part, tuple):  # a nested raw of an unnamed part: its index
+            name = str(i)
+        out += _labelled(part, sub, f"{prefix}.{name}" if prefix and name else prefix or name)
     return out
 
 

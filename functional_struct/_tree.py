@@ -109,21 +109,26 @@ def _plan_uncached(rules: tuple[Rule, ...], layout: Any, raw: bool, compiling: b
     governed = dict(
         zip(order, (resolve_uncached if compiling else resolve)(rules, order), strict=True)
     )
-    skeleton = optree.tree_unflatten(layout, list(range(layout.num_leaves)))
+    # Which rules name a factored structure: only their nodes can be one raw of several tensors.
+    factored = [leaf is not None and raw and is_factored(raw_form_of(leaf)) for _, leaf in rules]
+    skeleton = (
+        optree.tree_unflatten(layout, list(range(layout.num_leaves))) if any(factored) else None
+    )
     steps: list[_Step] = []
     grouped: list[Any] = []
     i = 0
     while i < len(leaf_paths):
         path = leaf_paths[i]
         group_at = None
-        if raw:
-            for cut in range(len(path)):
-                rule = governed[path[:cut]][1]
-                leaf = rules[rule][1] if rule is not None else None
-                node = _node(skeleton, path[:cut])
-                if leaf is not None and isinstance(node, tuple) and is_factored(raw_form_of(leaf)):
-                    group_at = path[:cut]
-                    break
+        for cut in range(len(path)) if skeleton is not None else ():
+            rule = governed[path[:cut]][1]
+            if (
+                rule is not None
+                and factored[rule]
+                and isinstance(_node(skeleton, path[:cut]), tuple)
+            ):
+                group_at = path[:cut]
+                break
         if group_at is None:
             dotted, rule = governed[path]
             steps.append(_Step(dotted, rules[rule][1] if rule is not None else None, None))
@@ -136,7 +141,7 @@ def _plan_uncached(rules: tuple[Rule, ...], layout: Any, raw: bool, compiling: b
             grouped.append(group_at)
             i += group.num_leaves
     out_layout = layout
-    if grouped:
+    if skeleton is not None and grouped:
         for at in grouped:
             skeleton = _replaced(skeleton, at, 0)
         out_layout = optree.tree_structure(skeleton, none_is_leaf=True, namespace="torch")

@@ -11,7 +11,7 @@ ENTRIES = [pytest.param(e, id=e.id) for e in testing.CATALOG]
 
 
 def test_every_exported_structure_is_in_the_registry():
-    """A structure that is public but not in the catalog would escape every law of tests/test_contract.py."""
+    """A public structure missing from the catalog would escape every law of test_contract.py."""
     import inspect
 
     import functional_struct as fs

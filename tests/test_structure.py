@@ -166,13 +166,59 @@ def test_check_laws_runs_a_capabilitys_laws_exactly_where_it_is_supported(monkey
     assert "trace" not in testing.laws_for(fs.Diagonal())
     fast = ["membership", "trace"]
     testing.check_laws(TracedDiagonal(), (3, 3), laws=fast)
-    testing.check_laws(fs.Diagonal(), (3, 3), laws=fast)  # not supported: not run
+    testing.check_laws(fs.Diagonal(), (3, 3))  # by default only the laws that apply
+    with pytest.raises(ValueError, match=r"law 'trace' is about 'trace', which Diagonal"):
+        testing.check_laws(fs.Diagonal(), (3, 3), laws=fast)
     with pytest.raises(testing.LawError, match="law 'trace' broke for MistracedDiagonal"):
         testing.check_laws(MistracedDiagonal(), (3, 3), laws=fast)
     with pytest.raises(testing.LawError, match="law 'trace' broke"):
         testing.check_laws(MistracedDiagonal(), (3, 3), laws=None, batch_shapes=((),))
 
 
-def test_register_law_refuses_a_taken_name():
+def test_register_law_refuses_a_taken_name_and_an_unknown_capability():
     with pytest.raises(ValueError, match="exists already"):
         testing.register_law("membership", lambda s, r, v: None, capability="x")
+    with pytest.raises(ValueError, match="no capability is named 'no_such_capabilty'"):
+        testing.register_law("mine", lambda s, r, v: None, capability="no_such_capabilty")
+
+
+def test_hooks_of_0_1_are_refused_at_class_creation_saying_what_replaced_them():
+    with pytest.raises(TypeError, match=r"defines _check_core_shape: hooks of .* raw_shape"):
+
+        @dataclasses.dataclass(frozen=True)
+        class Old(fs.Diagonal):
+            def _check_core_shape(self, core):
+                return None
+
+
+def test_square_structures_refuse_non_square_raws():
+    for structure, raw in [
+        (fs.Symmetric(), torch.randn(3, 1)),
+        (fs.SkewSymmetric(), torch.randn(3, 3, 1)),
+        (fs.Circulant(), torch.randn(2, 3)),
+        (fs.Symmetric(), torch.randn(3, 4)),
+    ]:
+        with pytest.raises(ValueError, match="square"):
+            structure.apply(raw)
+    with pytest.raises(ValueError, match="square"):
+        fs.Sum(fs.Circulant(), fs.UpperTriangular()).apply((torch.randn(3, 4), torch.randn(3, 4)))
+    with pytest.raises(ValueError, match="square"):
+        fs.Symmetric().value_shape(torch.Size([3, 4]))
+
+
+def test_value_errors_speak_of_values():
+    with pytest.raises(ValueError, match=r"value needs a square matrix"):
+        fs.Invertible().contains(torch.randn(1, 3))
+    with pytest.raises(ValueError, match=r"value has rank 2 > n"):
+        fs.PositiveSemidefinite(rank=2).contains(torch.randn(1, 1))
+    with pytest.raises(ValueError, match="takes one tensor of 2 core dims"):
+        fs.Diagonal().value_shape((torch.Size([2, 2]),))
+
+
+def test_a_structure_with_an_unhashable_field_still_applies():
+    @dataclasses.dataclass(frozen=True)
+    class Scaled(fs.LowRank):
+        scales: list = dataclasses.field(default_factory=lambda: [1.0])
+
+    raw = (torch.ones(3, 1), torch.ones(2, 1))
+    assert Scaled(1).apply(raw).shape == (3, 2)

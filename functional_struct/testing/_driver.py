@@ -93,11 +93,13 @@ def check_laws(
     unknown = set(laws) - set(known)
     if unknown:
         raise ValueError(f"check_laws: unknown laws {sorted(unknown)}; known: {known}.")
-    capability_laws = [
-        (name, CAPABILITY_LAWS[name])
-        for name in laws
-        if name in CAPABILITY_LAWS and structure.supports(CAPABILITY_LAWS[name].capability)
-    ]
+    capability_laws = [(name, CAPABILITY_LAWS[name]) for name in laws if name in CAPABILITY_LAWS]
+    for name, law in capability_laws:
+        if not structure.supports(law.capability):
+            raise ValueError(
+                f"check_laws: law {name!r} is about {law.capability!r}, which {structure!r} "
+                "does not support (testing.laws_for(structure) lists the laws that apply)."
+            )
     gen = torch.Generator().manual_seed(seed)
     shape = tuple(shape)
     magnitudes = sorted({m for m in (1e-3, 1.0, max_magnitude) if m <= max_magnitude})

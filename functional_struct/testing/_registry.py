@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor
 
-from .._structure import AbstractStructure
+from .._structure import CAPABILITIES, AbstractStructure
 
 LAWS = (
     "membership",
@@ -53,10 +53,15 @@ def register_law(name: str, check: Callable[[Any, Any, Tensor], None], *, capabi
       capability: the capability the law is about.
 
     Raises:
-      ValueError: the name is taken.
+      ValueError: the name is taken, or no capability has that name.
     """
     if name in LAWS or name in CAPABILITY_LAWS:
         raise ValueError(f"register_law: a law named {name!r} exists already.")
+    if capability not in CAPABILITIES:
+        raise ValueError(
+            f"register_law: no capability is named {capability!r} (declared: "
+            f"{', '.join(map(repr, CAPABILITIES)) or 'none'})."
+        )
     CAPABILITY_LAWS[name] = CapabilityLaw(capability, check)
 
 
