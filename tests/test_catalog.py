@@ -37,7 +37,7 @@ def test_entry_ids_are_unique():
 
 def test_every_catalogued_structure_is_public():
     """The reverse of the registry check: no entry tests a class users cannot reach."""
-    public = {getattr(fs, name) for name in fs.__all__}
+    public = {getattr(fs, name) for name in fs.__all__ if isinstance(getattr(fs, name), type)}
     for entry in testing.CATALOG:
         assert type(entry.structure) in public, entry.id
         for part in getattr(entry.structure, "structures", ()):
