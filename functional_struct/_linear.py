@@ -20,6 +20,7 @@ import abc
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -153,6 +154,14 @@ class AbstractLinear(AbstractStructure):
 
     def __post_init__(self) -> None:
         check_bool(self, "packed", self.packed)
+
+    def _check_raw(self, raw: Any, method: str) -> None:
+        # The full form's raw is a value of the structure: a value's checks, without reading
+        # the raw against its form (a measurable part of a small apply).
+        if self.packed:
+            super()._check_raw(raw, method)
+        else:
+            self._check_value(raw, method, "raw")
 
     @abc.abstractmethod
     def _size(self, n: int) -> int:

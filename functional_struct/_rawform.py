@@ -113,26 +113,30 @@ def core_shapes(raw: Any, form: RawShape) -> tuple[RawShape, list[tuple[int, ...
     """
     batches: list[tuple[int, ...]] = []
 
-    def read(x: Any, f: RawShape, where: str) -> RawShape:
+    def where(path: tuple[str, ...]) -> str:  # only on failure: no formatting on the way
+        return " ".join(("raw", *(f"part {p}" for p in path)))
+
+    def read(x: Any, f: RawShape, path: tuple[str, ...]) -> RawShape:
         if isinstance(f, torch.Size):
             if not isinstance(x, Tensor):
-                raise TypeError(f"{where} must be a torch.Tensor, got {type(x).__name__}")
+                raise TypeError(f"{where(path)} must be a torch.Tensor, got {type(x).__name__}")
             n = len(f)
             if x.dim() < n:
                 kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
                 plural = "s" if n > 1 else ""
                 raise ValueError(
-                    f"{where} needs {kind} in its last {n} dim{plural}, got shape {tuple(x.shape)}"
+                    f"{where(path)} needs {kind} in its last {n} dim{plural}, "
+                    f"got shape {tuple(x.shape)}"
                 )
             batches.append(tuple(x.shape[: x.dim() - n]))
             return x.shape[x.dim() - n :]
         if not isinstance(x, tuple) or len(x) != len(f):
             got = f"a tuple of {len(x)}" if isinstance(x, tuple) else type(x).__name__
-            raise TypeError(f"{where} must be {describe(f)}, got {got}")
-        names = getattr(f, "_fields", None) or [str(i) for i in range(len(f))]
+            raise TypeError(f"{where(path)} must be {describe(f)}, got {got}")
+        names = getattr(f, "_fields", None)
         return tuple(
-            read(xi, fi, f"{where} part {name!r}" if name != str(i) else f"{where} part {i}")
-            for i, (name, xi, fi) in enumerate(zip(names, x, f, strict=True))
+            read(xi, fi, (*path, repr(names[i]) if names else str(i)))
+            for i, (xi, fi) in enumerate(zip(x, f, strict=True))
         )
 
-    return read(raw, form, "raw"), batches
+    return read(raw, form, ()), batches

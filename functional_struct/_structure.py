@@ -95,7 +95,7 @@ def capability(name: str) -> Callable[[_F], _F]:
         if name in CAPABILITIES:
             raise ValueError(f"capability {name!r} is declared twice.")
         CAPABILITIES[name] = method.__name__
-        method.__capability__ = name  # type: ignore[attr-defined]
+        setattr(method, "__capability__", name)  # noqa: B010 - a function attribute
         return method
 
     return mark
@@ -478,12 +478,15 @@ class AbstractStructure(abc.ABC, Generic[R]):
         if not self._raw_form_declared:  # one tensor of the value's shape: a value's checks
             self._check_value(raw, method, "raw")
             return
-        form = raw_form_of(self)
+        compiling = torch.compiler.is_compiling()
+        form = self.raw_shape((1,) * self.core_ndim) if compiling else raw_form_of(self)
         if not is_factored(form):  # one tensor: the common case, kept short
             self._check_value(raw, method, "raw", check_shape=False)
             cores: RawShape = raw.shape[raw.dim() - len(form) :] if raw.dim() >= len(form) else ()
             if raw.dim() < len(form):
                 raise self._raw_problem(method, form, raw)
+        elif (fast := _flat_cores(raw, form, self.dtypes)) is not None:
+            cores = fast  # a flat tuple raw that passes every check below
         else:
             try:
                 cores, batches = core_shapes(raw, form)
@@ -505,14 +508,17 @@ class AbstractStructure(abc.ABC, Generic[R]):
                     method, "raw parts", list(zip(named, parts, strict=True))
                 )
         try:
-            _value_of_raw(self, cores)
+            if compiling:
+                _value_of_raw_uncached(self, cores)
+            else:
+                _value_of_raw(self, cores)
         except ValueError as problem:
             got = _shapes_in_words(raw, form)
             lead = "; the raw has" if " got " in str(problem) else ", got"
             raise self._fail(method, f"raw {problem}{lead} {got}.") from None
 
     def _raw_problem(self, method: str, form: RawShape, raw: Tensor) -> Exception:
-        n = len(form)  # type: ignore[arg-type]
+        n = len(next(leaves(form)))
         kind = {1: "a vector", 2: "a matrix"}.get(n, f"{n} dims")
         return self._fail(
             method,
@@ -552,14 +558,34 @@ _HOOKS_OF_0_1 = {
 }
 
 
+def _flat_cores(raw: Any, form: RawShape, dtypes: tuple[torch.dtype, ...]) -> RawShape | None:
+    """The core shapes of a flat tuple raw whose tensors share batch dims, dtype and device.
+
+    None when anything is off (or the form is nested): the general path then says what.
+    """
+    if type(raw) is not tuple or isinstance(form, torch.Size) or len(raw) != len(form):
+        return None
+    cores = []
+    batch = dtype = device = None
+    for x, f in zip(raw, form, strict=True):
+        if not isinstance(f, torch.Size) or not isinstance(x, Tensor) or x.dim() < len(f):
+            return None
+        cut = x.dim() - len(f)
+        if batch is None:
+            batch, dtype, device = x.shape[:cut], x.dtype, x.device
+        elif x.shape[:cut] != batch or x.dtype != dtype or x.device != device:
+            return None
+        cores.append(x.shape[cut:])
+    return tuple(cores) if dtype in dtypes else None
+
+
 def _value_of_raw(structure: AbstractStructure[Any], cores: RawShape) -> torch.Size:
     """The value core shape a raw of core shapes ``cores`` stands for, or a ``ValueError``.
 
     ``value_shape``, then the checks every structure shares: a non-empty value, square where
-    the structure is, and ``raw_shape`` giving ``cores`` back. Cached by value.
+    the structure is, and ``raw_shape`` giving ``cores`` back. Cached by value (the caller
+    uses ``_value_of_raw_uncached`` while compiling).
     """
-    if torch.compiler.is_compiling():
-        return _value_of_raw_uncached(structure, cores)
     try:
         return _value_of_raw_cached(structure, cores)
     except TypeError:  # a structure with an unhashable field: not cached

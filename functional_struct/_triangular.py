@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ._linear import AbstractLinear, Pattern, band_pattern, band_size
-from ._rawform import RawShape
+from ._rawform import RawShape, one_tensor
 from ._validate import check_bool_matrix, check_int, check_ints
 
 __all__ = [
@@ -183,7 +183,7 @@ class _AbstractFixedMask(AbstractLinear):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """The mask's shape, the only one accepted."""
-        if tuple(raw_shape) != self._mask_shape():  # type: ignore[arg-type]
+        if one_tensor(raw_shape, 2) != self._mask_shape():
             raise ValueError(f"needs a matrix of shape {self._mask_shape()} in its last two dims")
         return torch.Size(self._mask_shape())
 

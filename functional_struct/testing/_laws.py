@@ -644,7 +644,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
     integer_raw = _map(lambda x: x.long(), template)
     form = raw_form_of(structure)
     if not is_factored(form):
-        too_few_raw: Any = torch.zeros((2,) * (len(form) - 1))  # type: ignore[arg-type]
+        too_few_raw: Any = torch.zeros((2,) * (len(next(leaves(form))) - 1))
     else:  # the template has no batch dims: one dim fewer in every part
         too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
     got_raw = "got shape"
