@@ -14,6 +14,7 @@ from ._structure import AbstractStructure, raw_form_of
 from ._subspaces import Circulant, Hankel, Symmetric, Toeplitz
 from ._triangular import _AbstractBand, _AbstractFixedMask
 from ._validate import check_int, invalid
+from .linalg import operators as ops
 
 __all__ = ["Chain", "Frozen", "Sum"]
 
@@ -152,6 +153,18 @@ class Chain(_Composite):
         for part in self.structures[1:]:
             value = part.apply(value)
         return value
+
+    def _operator(self, raw: Any) -> ops.Operator:
+        value = raw
+        for part in self.structures[:-1]:
+            value = part.apply(value)
+        return self.structures[-1]._operator(value)
+
+    def supports(self, name: str) -> bool:
+        """A chain has the ``linalg`` capability when its last part has it (its rules run)."""
+        if name == "linalg":
+            return self.structures[-1].supports(name)
+        return super().supports(name)
 
     def _inverse(self, value: Tensor) -> Any:
         raw: Any = value
@@ -337,6 +350,9 @@ class Sum(_Composite):
     def _apply(self, raw: tuple[Any, ...]) -> Tensor:
         values = [part._apply(r) for part, r in zip(self.structures, raw, strict=True)]
         return sum(values[1:], values[0])
+
+    def _operator(self, raw: tuple[Any, ...]) -> ops.Operator:
+        return ops.Sum([part._operator(r) for part, r in zip(self.structures, raw, strict=True)])
 
     # ------------------------------------------------------------------------ the split
     def _split(self, value: Tensor) -> list[Any]:

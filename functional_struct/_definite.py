@@ -27,6 +27,7 @@ from ._kernels import (
 from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
 from ._validate import check_choice, check_int, check_real
+from .linalg import operators as ops
 
 __all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite", "PositiveSemidefinite"]
 
@@ -96,6 +97,10 @@ class PositiveDefinite(AbstractStructure):
 
     def _apply(self, raw: Tensor) -> Tensor:
         return POSITIVE_DEFINITE_CHARTS[self.method].forward(raw, self.floor, self.relative_floor)
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        # The chart's factor is not the member's (the floor adds t I): one Cholesky of the member.
+        return ops.PositiveDefinite(self._apply(raw))
 
     def _inverse(self, value: Tensor) -> Tensor:
         chart = POSITIVE_DEFINITE_CHARTS[self.method]
@@ -178,6 +183,9 @@ class PositiveSemidefinite(AbstractStructure):
     def _apply(self, raw: Tensor) -> Tensor:
         return raw @ raw.mT
 
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        return ops.LowRank(raw, raw, symmetric=True)
+
     def _top(self, value: Tensor) -> tuple[Tensor, Tensor]:
         """The ``rank`` largest eigenvalues (clipped at 0) and their vectors."""
         eigenvalues, vectors = _guards.eigh(value)
@@ -241,6 +249,9 @@ class CholeskyFactor(AbstractStructure):
     def _apply(self, raw: Tensor) -> Tensor:
         diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + self.floor
         return tril_with_diagonal(raw, diag)
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        return ops.Triangular(self._apply(raw), upper=False)
 
     def _inverse(self, value: Tensor) -> Tensor:
         tiny = torch.finfo(value.dtype).tiny
@@ -315,6 +326,9 @@ class Correlation(AbstractStructure):
 
     def _apply(self, raw: Tensor) -> Tensor:
         return self._from_factor(_unit_rows(raw))
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        return ops.PositiveDefinite(self._apply(raw))
 
     def _inverse(self, value: Tensor) -> Tensor:
         shift = torch.full(value.shape[:-2], -self.floor, dtype=value.dtype, device=value.device)

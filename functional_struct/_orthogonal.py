@@ -14,6 +14,7 @@ from ._kernels import eye_like, flip_smallest_where_reflection, haar_raw, polar_
 from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
 from ._validate import check_choice
+from .linalg import operators as ops
 
 __all__ = ["Orthogonal", "SpecialOrthogonal"]
 
@@ -97,6 +98,14 @@ class Orthogonal(AbstractStructure):
     def _project(self, value: Tensor) -> Tensor:
         return polar_factor(value)
 
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        value = self._apply(raw)
+        if value.shape[-1] != value.shape[-2]:
+            return ops.Dense(value)
+        # The chart's determinant: -1 exactly where raw[0, 0] < 0 (see ORTHOGONAL_CHARTS).
+        sign = torch.where(raw[..., 0, 0] < 0, -1.0, 1.0).to(value.dtype)
+        return ops.Orthogonal(value, sign)
+
     def _init(self, shape, generator, dtype, device) -> Tensor:
         chart = ORTHOGONAL_CHARTS[self.method]
         return haar_raw(chart.inverse, shape, generator, dtype, device, chart.init_rounds)
@@ -134,6 +143,10 @@ class SpecialOrthogonal(AbstractStructure):
     def _project(self, value: Tensor) -> Tensor:
         u, _, vh = _guards.svd(value)
         return flip_smallest_where_reflection(u, vh) @ vh
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        value = self._apply(raw)
+        return ops.Orthogonal(value, torch.ones_like(value[..., 0, 0]))
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         chart = ROTATION_CHARTS["cayley"]

@@ -42,6 +42,7 @@ from ._kernels import (
 from ._rawform import RawShape, one_tensor, parts_of
 from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero
 from ._validate import check_int, check_real
+from .linalg import operators as ops
 
 __all__ = ["BoundedSpectralNorm", "FixedRank", "Invertible", "LowRank", "SpecialLinear"]
 
@@ -157,6 +158,10 @@ class LowRank(AbstractStructure):
         left, right = raw
         return left @ right.mT
 
+    def _operator(self, raw: tuple[Tensor, ...]) -> ops.Operator:
+        left, right = raw
+        return ops.LowRank(left, right)
+
     def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
         r = self.rank
         u, s, v = truncated_svd(value, r)
@@ -241,10 +246,18 @@ class FixedRank(AbstractStructure):
         return floor_from_mean(sigma.mean(-1, keepdim=True), self.floor, self.relative_floor)
 
     def _apply(self, raw: tuple[Tensor, ...]) -> Tensor:
+        return svd_reconstruct(*self._factors(raw))
+
+    def _factors(self, raw: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
+        """``U``, ``σ`` and ``Vᵀ`` of the member ``U diag(σ) Vᵀ``."""
         left, singular, right = raw
         lifted = F.softplus(singular)
         sigma = lifted + (self.floor + self.relative_floor * lifted.mean(-1, keepdim=True))
-        return svd_reconstruct(_FRAME.forward(left), sigma, _FRAME.forward(right).mT)
+        return _FRAME.forward(left), sigma, _FRAME.forward(right).mT
+
+    def _operator(self, raw: tuple[Tensor, ...]) -> ops.Operator:
+        u, sigma, vt = self._factors(raw)
+        return ops.LowRank(u * sigma.unsqueeze(-2), vt.mT)
 
     def _frames(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``U``, ``σ``, ``V`` of the rank-r SVD, turned into the Cayley charts of the frames.

@@ -10,12 +10,15 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor
 
 from ._rawform import Raw, RawShape, core_shapes, is_factored, leaves, one_tensor
+
+if TYPE_CHECKING:
+    from .linalg.operators import Operator
 
 __all__ = [
     "CAPABILITIES",
@@ -238,6 +241,19 @@ class AbstractStructure(abc.ABC, Generic[R]):
         return NotSupported(
             f"{self!r} does not support {name!r} (s.supports({name!r}) is False for it)."
         )
+
+    @capability("linalg")
+    def _operator(self, raw: R) -> Operator:
+        """The member ``apply(raw)`` as an ``fs.linalg.operators`` operator (capability "linalg").
+
+        ``fs.linalg`` calls it on a raw that passed the raw checks, with non-finite entries
+        zeroed (their batch elements are NaN afterwards). Structures that hold their member
+        in a cheaper form (a diagonal, factors, a first row) return that form; the default is
+        the dense matrix, for which every rule is dense.
+        """
+        from .linalg.operators import Dense
+
+        return Dense(self._apply(raw))
 
     # ----------------------------------------------------------------------------- public API
     def apply(self, raw: R) -> Tensor:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ._linear import AbstractLinear, Pattern
+from .linalg import operators as ops
 
 __all__ = ["Circulant", "Hankel", "SkewSymmetric", "Symmetric", "Toeplitz"]
 
@@ -124,6 +125,13 @@ class Toeplitz(_AbstractConstantDiagonals):
     def _line(self, rows: Tensor, cols: Tensor, m: int) -> Tensor:
         return cols - rows + m - 1
 
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        if self.packed:
+            return ops.Toeplitz(raw, raw.shape[-1] // 2 + 1)
+        value = self._apply(raw)
+        first_column = value[..., :, 0].flip(-1)
+        return ops.Toeplitz(torch.cat([first_column, value[..., 0, 1:]], -1), value.shape[-2])
+
 
 @dataclasses.dataclass(frozen=True)
 class Hankel(_AbstractConstantDiagonals):
@@ -143,6 +151,12 @@ class Hankel(_AbstractConstantDiagonals):
 
     def _line(self, rows: Tensor, cols: Tensor, m: int) -> Tensor:
         return rows + cols
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        if self.packed:
+            return ops.Hankel(raw, raw.shape[-1] // 2 + 1)
+        value = self._apply(raw)
+        return ops.Hankel(torch.cat([value[..., 0, :], value[..., 1:, -1]], -1), value.shape[-2])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,3 +183,6 @@ class Circulant(AbstractLinear):
     def _pattern(self, m: int, n: int, device: torch.device) -> Pattern:
         rows, cols = _rows_cols(m, n, device)
         return Pattern(((cols - rows) % n).flatten(), None, n)
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        return ops.Circulant(raw if self.packed else self._apply(raw)[..., 0, :])

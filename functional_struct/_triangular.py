@@ -18,6 +18,7 @@ from torch import Tensor
 from ._linear import AbstractLinear, Pattern, band_pattern, band_size
 from ._rawform import RawShape, one_tensor
 from ._validate import check_bool_matrix, check_int, check_ints
+from .linalg import operators as ops
 
 __all__ = [
     "Banded",
@@ -74,6 +75,12 @@ class UpperTriangular(_AbstractBand):
     def _band(self) -> tuple[float, float]:
         return self.diagonal, math.inf
 
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        value = self._apply(raw)
+        if value.shape[-1] != value.shape[-2] or self.diagonal < 0:
+            return ops.Dense(value)
+        return ops.Triangular(value, upper=True)
+
     def _project_full(self, value: Tensor) -> Tensor:
         return torch.triu(value, self.diagonal)
 
@@ -104,6 +111,12 @@ class LowerTriangular(_AbstractBand):
     def _band(self) -> tuple[float, float]:
         return -math.inf, self.diagonal
 
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        value = self._apply(raw)
+        if value.shape[-1] != value.shape[-2] or self.diagonal > 0:
+            return ops.Dense(value)
+        return ops.Triangular(value, upper=False)
+
     def _project_full(self, value: Tensor) -> Tensor:
         return torch.tril(value, self.diagonal)
 
@@ -126,6 +139,14 @@ class Diagonal(_AbstractBand):
 
     def _band(self) -> tuple[float, float]:
         return 0, 0
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        if self.packed:
+            return ops.Diagonal(raw)
+        value = self._apply(raw)
+        if value.shape[-1] != value.shape[-2]:
+            return ops.Dense(value)
+        return ops.Diagonal(value.diagonal(dim1=-2, dim2=-1))
 
     def _project_full(self, value: Tensor) -> Tensor:
         # tril then triu keeps exactly the main diagonal, for any rectangle, with no mask tensor.
@@ -162,6 +183,12 @@ class Banded(_AbstractBand):
 
     def _band(self) -> tuple[float, float]:
         return -self.lower, self.upper
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        value = self._apply(raw)
+        if value.shape[-1] != value.shape[-2]:
+            return ops.Dense(value)
+        return ops.Banded(value, self.lower, self.upper)
 
     def _project_full(self, value: Tensor) -> Tensor:
         return torch.triu(torch.tril(value, self.upper), -self.lower)
@@ -221,6 +248,15 @@ class BlockDiagonal(_AbstractFixedMask):
     def _mask_shape(self) -> tuple[int, int]:
         n = sum(self.sizes)
         return n, n
+
+    def _operator(self, raw: Tensor) -> ops.Operator:
+        value = self._apply(raw)
+        blocks: list[ops.Operator] = []
+        start = 0
+        for size in self.sizes:
+            blocks.append(ops.Dense(value[..., start : start + size, start : start + size]))
+            start += size
+        return ops.BlockDiagonal(blocks)
 
     def _mask(self, device: torch.device) -> Tensor:
         # Block id of each index from comparisons with the Python offsets: built from arange on

@@ -33,6 +33,7 @@ from ._laws import (
 )
 from ._laws import _batch_elements as _batch_elements
 from ._laws import _leaves as _leaves
+from ._linalg import check_linalg
 from ._registry import CAPABILITY_LAWS, LAWS, CapabilityLaw, laws_for, register_law
 from ._strategies import catalog, members, raw_tensors, shapes, tensors
 
@@ -50,6 +51,7 @@ __all__ = [
     "check_derivatives",
     "check_inverse",
     "check_laws",
+    "check_linalg",
     "check_membership",
     "check_outside",
     "check_projection",
