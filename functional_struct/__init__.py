@@ -6,6 +6,7 @@ pytree. Everything is a pure function of tensors, so it composes with ``function
 ``grad``, ``vmap``, ``jacfwd`` and ``torch.compile``.
 """
 
+from . import linalg as linalg
 from ._combinators import Chain as Chain
 from ._combinators import Frozen as Frozen
 from ._combinators import Sum as Sum
@@ -17,6 +18,7 @@ from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
 from ._interop import StructureParametrization as StructureParametrization
 from ._interop import as_parametrization as as_parametrization
+from ._kronecker import Kronecker as Kronecker
 from ._normalized import DoublyStochastic as DoublyStochastic
 from ._normalized import Simplex as Simplex
 from ._normalized import UnitNorm as UnitNorm
@@ -64,6 +66,7 @@ __all__ = [
     "Frozen",
     "Hankel",
     "Invertible",
+    "Kronecker",
     "LowRank",
     "LowerTriangular",
     "Masked",
@@ -85,5 +88,6 @@ __all__ = [
     "UpperTriangular",
     "as_parametrization",
     "default_tolerances",
+    "linalg",
     "structure",
 ]

@@ -11,6 +11,7 @@ import dataclasses
 from ._combinators import Chain, Frozen, Sum
 from ._definite import CholeskyFactor, Correlation, PositiveDefinite, PositiveSemidefinite
 from ._elementwise import Bounded, Positive
+from ._kronecker import Kronecker
 from ._normalized import DoublyStochastic, Simplex, UnitNorm
 from ._orthogonal import Orthogonal, SpecialOrthogonal
 from ._rank import BoundedSpectralNorm, FixedRank, Invertible, LowRank, SpecialLinear
@@ -127,4 +128,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     # LoRA: a frozen weight plus a trainable low-rank update; its gradient skips the frozen part.
     CatalogEntry(Sum(Frozen(), LowRank(1)), ((4, 4), (3, 5)), differentiable=False),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),
+    # separable products, factor by factor
+    CatalogEntry(Kronecker(PositiveDefinite(), PositiveDefinite(), sizes=(2, 3)), ((6, 6),)),
+    CatalogEntry(Kronecker(Diagonal(), LowRank(1), Symmetric(), sizes=(2, (3, 2), 2)), ((12, 8),)),
 )

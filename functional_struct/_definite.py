@@ -117,6 +117,19 @@ class PositiveDefinite(AbstractStructure):
     def _project(self, value: Tensor) -> Tensor:
         return project_spectrum_to_floor(value, self.floor, self.relative_floor)
 
+    def _entry_scale(self, value: Tensor) -> Tensor:
+        """The least ``c > 0`` with ``c * value`` a member (inf if none): ``(..., 1, 1)``.
+
+        ``λmin(c M) >= t(c M)`` reads ``c (λmin (1 + r) - r mean(diag M)) >= floor``.
+        """
+        r = self.relative_floor
+        lowest = _guards.eigvalsh(value)[..., :1]
+        mean = value.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)
+        gap = (lowest * (1 + r) - r * mean).unsqueeze(-1)
+        return torch.where(
+            gap > 0, self.floor / gap.clamp_min(torch.finfo(value.dtype).tiny), torch.inf
+        )
+
     def _init(self, shape, generator, dtype, device) -> Tensor:
         raw = lower_factor_raw(shape, generator, dtype, device)
         if self.method == "expm":  # the same members as the Cholesky method draws
@@ -268,6 +281,12 @@ class CholeskyFactor(AbstractStructure):
         diag = value.diagonal(dim1=-2, dim2=-1).clamp_min(self.floor)
         return tril_with_diagonal(value, diag)
 
+    def _entry_scale(self, value: Tensor) -> Tensor:
+        """The least ``c > 0`` with ``c * value`` a member (inf if none): ``(..., 1, 1)``."""
+        lowest = value.diagonal(dim1=-2, dim2=-1).amin(-1)[..., None, None]
+        tiny = torch.finfo(value.dtype).tiny
+        return torch.where(lowest > 0, self.floor / lowest.clamp_min(tiny), torch.inf)
+
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return lower_factor_raw(shape, generator, dtype, device)
 
@@ -338,6 +357,12 @@ class Correlation(AbstractStructure):
         # 1 + offset / L_ii, so that its diagonal minus the offset is exactly L_ii > 0.
         scale = (1 + _DIAGONAL_OFFSET / diag).unsqueeze(-1)
         return tril_with_diagonal(factor * scale, inverse_softplus(diag))
+
+    def _entry_scale(self, value: Tensor) -> Tensor:
+        """The one ``c > 0`` that may make ``c * value`` a member (unit diagonal): (..., 1, 1)."""
+        mean = value.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
+        tiny = torch.finfo(value.dtype).tiny
+        return torch.where(mean > 0, 1 / mean.clamp_min(tiny), torch.inf)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)

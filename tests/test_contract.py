@@ -106,6 +106,25 @@ def test_batching(entry, dtype, batch, data):
     testing.check_batching(entry.structure, raw, value + 0.1 * noise)
 
 
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", ENTRIES)
+@given(data=st.data())
+def test_linalg(entry, dtype, batch, data):
+    """Every fs.linalg function equals torch.linalg on apply(raw), for every structure: the
+    structured rules of those with the "linalg" capability, the dense fallback of the rest."""
+    shape = _shape(data, entry, batch)
+    raw = data.draw(
+        testing.raw_tensors(
+            entry.structure, shape, dtype=dtype, max_magnitude=min(3.0, entry.max_magnitude)
+        ),
+        label="raw",
+    )
+    if entry.structure.core_ndim < 2 and len(shape) < 2:
+        return  # an elementwise or vector set over a vector: no matrix to solve with
+    testing.check_linalg(entry.structure, raw, entry.structure.apply(raw))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("entry", ENTRIES)
 @given(data=st.data())
@@ -227,7 +246,7 @@ def test_check_laws_passes(entry):
         max_magnitude=entry.max_magnitude,
         laws=[
             law
-            for law in testing.LAWS
+            for law in testing.laws_for(entry.structure)
             if law != "compile" and (entry.differentiable or law != "derivatives")
         ],
         tolerance=entry.tolerance,

@@ -237,7 +237,11 @@ def slogdet(structure: Structures, raw: Any) -> tuple[Tensor, Tensor]:
       >>> fs.linalg.slogdet(fs.Diagonal(packed=True), torch.tensor([-2.0, 4.0]))
       (tensor(-1.), tensor(2.0794))
     """
-    factor, _, ok, _ = _factor(structure, raw, "slogdet")
+    return _slogdet(structure, raw, "slogdet")
+
+
+def _slogdet(structure: Structures, raw: Any, function: str) -> tuple[Tensor, Tensor]:
+    factor, _, ok, _ = _factor(structure, raw, function)
     sign, log = factor.slogdet()
     return nan_unless(ok, sign, 0), nan_unless(ok, log, 0)
 
@@ -249,7 +253,7 @@ def logdet(structure: Structures, raw: Any) -> Tensor:
       >>> fs.linalg.logdet(fs.Diagonal(packed=True), torch.tensor([2.0, 4.0]))
       tensor(2.0794)
     """
-    sign, log = slogdet(structure, raw)
+    sign, log = _slogdet(structure, raw, "logdet")
     return log + torch.where(sign < 0, math.nan, 0.0)
 
 
