@@ -120,6 +120,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(BoundedSpectralNorm(max_norm=3.0)),
     # combinators
     CatalogEntry(Chain(Positive(), Diagonal())),
+    CatalogEntry(Chain(Positive(), Diagonal(packed=True)), _SQUARE),
     CatalogEntry(Chain(Diagonal(), Positive())),
     CatalogEntry(Chain(Bounded(-1.0, 2.0), Toeplitz())),
     CatalogEntry(Sum(LowerTriangular(), UpperTriangular(diagonal=1))),

@@ -62,19 +62,6 @@ class _Composite(AbstractStructure[Any]):
             raise ValueError(f"({type(part).__name__}) {problem}") from None
         return torch.Size((*heads[0], *value))
 
-    def _check_parts_accept(self, value: torch.Size) -> None:
-        """Raise a ValueError naming the first part that cannot hold a value of core ``value``."""
-        for part in self.structures:
-            core = tuple(value[len(value) - part.core_ndim :])
-            if part.square and core[-1] != core[-2]:
-                raise ValueError(f"({type(part).__name__}) needs a square matrix")
-            try:
-                back = part.value_shape(part.raw_shape(core))
-            except ValueError as problem:
-                raise ValueError(f"({type(part).__name__}) {problem}") from None
-            if tuple(back) != core:
-                raise ValueError(f"({type(part).__name__}) cannot have core shape {core}")
-
 
 def _prepend(head: tuple[int, ...], form: RawShape) -> RawShape:
     return _map_form(lambda leaf: torch.Size((*head, *leaf)), form)
@@ -106,12 +93,13 @@ class Chain(_Composite):
       preimage, and
     - after elementwise parts only: masks (``UpperTriangular``, ``Diagonal``, ``Banded``,
       ``BlockDiagonal``, ``Masked``, ...) and the averaging subspaces ``Symmetric``,
-      ``Toeplitz``, ``Hankel``, ``Circulant``, in full form (they map an elementwise set onto
-      its own members).
+      ``Toeplitz``, ``Hankel``, ``Circulant``, full or packed (they map an elementwise set
+      onto its own members; packed, the chain's raw is their coordinates:
+      ``Chain(Positive(), Diagonal(packed=True))`` takes the ``n`` diagonal entries).
 
     and every part before the last must be one whose inverse projects (``inverse_outside ==
     "project"``: masks, subspaces, ``Positive``, ``CholeskyFactor``, ...), so that ``project``
-    lands in the set. Anything else (``Simplex``, a packed or factored later part, a subspace
+    lands in the set. Anything else (``Simplex``, a factored later part, a subspace
     after a matrix structure, ``SkewSymmetric``, any part after ``Orthogonal`` or
     ``PositiveDefinite``) raises a ``ValueError`` at construction.
 
@@ -138,14 +126,25 @@ class Chain(_Composite):
     def __repr__(self) -> str:
         return f"Chain({', '.join(map(repr, self.structures))})"
 
+    def _inner_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape the first part's value has: the later parts' raws, from the last back."""
+        inner: Any = tuple(shape)
+        for part in reversed(self.structures[1:]):
+            inner = tuple(self._part_raw_shape(part, inner))
+        return inner
+
     def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
-        """The first part's raw."""
-        return self._part_raw_shape(self.structures[0], shape)
+        """The first part's raw, for a value that is the later parts' raws in turn.
+
+        ``Chain(Positive(), Diagonal(packed=True))`` takes the ``n`` diagonal entries.
+        """
+        return self._part_raw_shape(self.structures[0], self._inner_shape(shape))
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
-        """The first part's value shape, which every later part must accept."""
+        """Each part's value shape in turn, every part checking its raw."""
         value = self._part_value_shape(self.structures[0], raw_shape)
-        self._check_parts_accept(value)
+        for part in self.structures[1:]:
+            value = self._part_value_shape(part, value)
         return value
 
     def _apply(self, raw: Any) -> Tensor:
@@ -185,7 +184,14 @@ class Chain(_Composite):
         return self._apply(self._inverse(self.structures[-1].project(value)))
 
     def _init(self, shape, generator, dtype, device) -> Any:
-        return self.structures[0].init(shape, generator=generator, dtype=dtype, device=device)
+        core = self.core_ndim
+        batch, inner = (
+            tuple(shape[: len(shape) - core]),
+            self._inner_shape(tuple(shape[len(shape) - core :])),
+        )
+        return self.structures[0].init(
+            (*batch, *inner), generator=generator, dtype=dtype, device=device
+        )
 
     def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> Any:
         """A chain that starts with ``Frozen`` keeps the value: the nearest member's raw."""
@@ -215,7 +221,7 @@ def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, 
     for i, part in enumerate(structures[1:], start=1):
         name = repr(part)
         exact = [e for e in structures[:i] if e.inverse_outside != "project"]
-        probe = (3,) * part.core_ndim
+        (3,) * part.core_ndim
         if exact:
             problem = (
                 f"({name}) follows {exact[0]!r}, whose inverse is NaN outside its set, so "
@@ -224,8 +230,6 @@ def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, 
             )
         elif is_factored(raw_form_of(part)):
             problem = f"is factored ({name} takes a tuple raw), but it receives a tensor"
-        elif part.raw_shape(probe) != probe:
-            problem = f"is packed ({part!r}): only the first part may take a packed raw"
         elif part.core_ndim == 0:
             continue  # elementwise: its inverse is the one preimage
         elif not isinstance(part, _AVERAGING):
@@ -245,7 +249,7 @@ def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, 
         raise ValueError(
             f"{type(owner).__name__}: "
             f"structures[{i}] {problem}. Later parts must be elementwise (Positive, Bounded, "
-            "Frozen) or, after elementwise parts only, a full-form mask, Symmetric, Toeplitz, "
+            "Frozen) or, after elementwise parts only, a mask, Symmetric, Toeplitz, "
             "Hankel or Circulant."
         )
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import functional_struct as fs
+from functional_struct import testing
 
 
 def test_chain_positive_diagonal_is_a_positive_diagonal():
@@ -23,6 +24,26 @@ def test_chain_with_a_floor_uses_the_round_trip_for_membership():
     assert not c.contains(torch.diag(torch.tensor([0.5, 2.0])))
     assert torch.equal(
         c.project(torch.diag(torch.tensor([0.5, 2.0]))), torch.diag(torch.tensor([1.0, 2.0]))
+    )
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        fs.Chain(fs.Positive(), fs.Diagonal(packed=True)),
+        fs.Chain(fs.Bounded(-1.0, 2.0), fs.Toeplitz(packed=True)),
+        fs.Chain(fs.Positive(min=1.0), fs.Symmetric(packed=True)),
+    ],
+    ids=repr,
+)
+def test_chain_with_a_packed_later_part_takes_its_coordinates(chain):
+    """The raw is the packed part's coordinates, mapped elementwise first: a positive diagonal
+    is n numbers, not an n x n matrix of which n are used."""
+    n = 4
+    raw = chain.init((2, n, n), generator=torch.Generator().manual_seed(0))
+    assert raw.shape == (2, *chain.structures[-1].raw_shape((n, n)))
+    testing.check_laws(
+        chain, (n, n), laws=[law for law in testing.laws_for(chain) if law != "compile"]
     )
 
 
@@ -243,7 +264,6 @@ _REFUSED_CHAINS = {
     "simplex then diagonal": lambda: fs.Chain(fs.Simplex(), fs.Diagonal()),
     "simplex then symmetric": lambda: fs.Chain(fs.Simplex(), fs.Symmetric()),
     "columns then triangle": lambda: fs.Chain(fs.UnitNorm(dim=-2), fs.UpperTriangular()),
-    "packed later": lambda: fs.Chain(fs.Positive(), fs.Diagonal(packed=True)),
     "skew after positive": lambda: fs.Chain(fs.Positive(), fs.SkewSymmetric()),
     "factored later": lambda: fs.Chain(fs.Positive(), fs.LowRank(1)),
 }
@@ -303,6 +323,7 @@ def test_accepted_chains_contain_their_own_images(chain):
         fs.Chain(fs.Positive(), fs.Diagonal()),
         fs.Chain(fs.Diagonal(), fs.Positive()),
         fs.Chain(fs.Symmetric(packed=True), fs.Positive()),
+        fs.Chain(fs.Positive(), fs.Diagonal(packed=True)),
         fs.Sum(fs.Symmetric(), fs.SkewSymmetric()),
         fs.Sum(fs.Frozen(), fs.LowRank(1)),
     ],

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._rawform import leaves, map_raw
-from .._structure import AbstractStructure, finite_or_zero, raw_form_of
+from .._rawform import leaves
+from .._structure import AbstractStructure, raw_form_of
 from ._lowrank import Sum
 from ._operators import Factor, Operator, nan_unless
 
@@ -35,7 +35,9 @@ def _finite(structure: AbstractStructure[Any], raw: Any) -> Tensor:
     ok: Tensor | None = None
     for leaf, core in zip(leaves(raw), leaves(form), strict=True):
         cut = leaf.dim() - len(core) - extra
-        finite = torch.isfinite(leaf).flatten(cut).all(-1)
+        # One reduction: a sum is finite exactly when every entry is (or it overflowed, which
+        # the member would too).
+        finite = torch.isfinite(leaf.flatten(cut).sum(-1))
         ok = finite if ok is None else ok & finite
     assert ok is not None
     return ok
@@ -55,9 +57,9 @@ def _one_operator(structure: Any, raw: Any, function: str) -> tuple[Operator, Te
             function,
             f"needs a raw whose value is a matrix, got shape {tuple(some.shape)}.",
         )
-    ok = _finite(structure, raw)
-    safe = map_raw(finite_or_zero, raw)
-    return structure._operator(safe), ok, some
+    # Non-finite entries need no zeroing first: the rules use no op that raises on them
+    # (the _ex factorizations, triangular solves, FFT), and their batch elements are masked.
+    return structure._operator(raw), _finite(structure, raw), some
 
 
 def operator(
@@ -278,7 +280,7 @@ def inv_quad_logdet(structure: Structures, raw: Any, b: Tensor) -> tuple[Tensor,
             "inv_quad_logdet",
             f"b needs {n} entries in its last dim, got shape {tuple(b.shape)}.",
         )
-    quad = (b * factor.solve(b.unsqueeze(-1)).squeeze(-1)).sum(-1)
+    quad = factor.inv_quad(b)
     sign, log = factor.slogdet()
     log = log + torch.where(sign < 0, math.nan, 0.0)
     return nan_unless(ok, quad, 0), nan_unless(ok, log, 0)

@@ -161,9 +161,13 @@ class Woodbury(Factor):
         self.d = diagonal.d
         left = [t.left for t in low]
         right = [t.right for t in low]
-        batch = torch.broadcast_shapes(*(u.shape[:-2] for u in left + right))
-        self.left = torch.cat([u.expand(*batch, *u.shape[-2:]) for u in left], -1)
-        self.right = torch.cat([v.expand(*batch, *v.shape[-2:]) for v in right], -1)
+        self.symmetric = all(t.symmetric for t in low)  # then right is left
+        if len(low) == 1:
+            self.left, self.right = left[0], right[0]
+        else:
+            batch = torch.broadcast_shapes(*(u.shape[:-2] for u in left + right))
+            self.left = torch.cat([u.expand(*batch, *u.shape[-2:]) for u in left], -1)
+            self.right = torch.cat([v.expand(*batch, *v.shape[-2:]) for v in right], -1)
         inv_d_left = self.left / self.d.unsqueeze(-1)
         capacitance = eye_like(self.left) + self.right.mT @ inv_d_left
         self.inv_d_left = inv_d_left
@@ -173,6 +177,14 @@ class Woodbury(Factor):
         inv_d_b = b / self.d.unsqueeze(-1)
         inner = self.capacitance.solve(self.right.mT @ inv_d_b)
         return inv_d_b - self.inv_d_left @ inner
+
+    def inv_quad(self, b: Tensor) -> Tensor:
+        """``bᵀ D⁻¹ b - (Uᵀ D⁻¹ b)ᵀ C⁻¹ (Vᵀ D⁻¹ b)``: no ``n``-long solution is formed."""
+        inv_d_b = b / self.d
+        left = (self.inv_d_left.mT @ b.unsqueeze(-1)).squeeze(-1)
+        right = left if self.symmetric else (self.right.mT @ inv_d_b.unsqueeze(-1)).squeeze(-1)
+        inner = self.capacitance.solve(right.unsqueeze(-1)).squeeze(-1)
+        return (b * inv_d_b).sum(-1) - (left * inner).sum(-1)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
         sign_c, log_c = self.capacitance.slogdet()

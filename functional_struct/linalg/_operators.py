@@ -49,6 +49,10 @@ class Factor(abc.ABC):
     def inv(self) -> Tensor:
         """``A⁻¹``, ``(..., n, n)``."""
 
+    def inv_quad(self, b: Tensor) -> Tensor:
+        """``bᵀ A⁻¹ b`` for a batch of vectors ``b`` (``(..., n)``)."""
+        return (b * self.solve(b.unsqueeze(-1)).squeeze(-1)).sum(-1)
+
 
 class Operator(abc.ABC):
     """A matrix in a structured form. Subclasses override the rules they make cheaper.
