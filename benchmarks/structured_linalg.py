@@ -8,9 +8,9 @@ variant (``peak_memory``): CPU tensors have no allocator statistics in torch.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
-import textwrap
 
 import torch
 from _timing import ROWS, report, timed
@@ -142,51 +142,80 @@ def gaussian_nll(n: int, batch: int, rounds: int) -> None:
     peak_memory(
         "Gaussian NLL",
         case,
-        {
-            "fs.linalg (Woodbury)": "quad, logdet = linalg.inv_quad_logdet(COVARIANCE, (f, d), x); (quad + logdet).sum().backward()",
-            "dense (form, Cholesky)": "c = torch.linalg.cholesky(f @ f.mT + torch.diag_embed(torch.nn.functional.softplus(d))); q = (x * torch.cholesky_solve(x.unsqueeze(-1), c).squeeze(-1)).sum(-1); (q + 2 * c.diagonal(dim1=-2, dim2=-1).log().sum(-1)).sum().backward()",
-        },
-        setup=f"f = torch.randn({batch}, {n}, 16, dtype=torch.float64).requires_grad_(); d = torch.randn({batch}, {n}, dtype=torch.float64).requires_grad_(); x = torch.randn({batch}, {n}, dtype=torch.float64)",
+        {"fs.linalg (Woodbury)": "nll-fs", "dense (form, Cholesky)": "nll-dense"},
+        n,
+        batch,
     )
 
 
-def peak_memory(section: str, case: str, steps: dict[str, str], setup: str) -> None:
-    """Peak resident-set growth of one ``step`` after ``setup``, each in a fresh process."""
-    program = textwrap.dedent(
-        """
-        import resource, sys
-        import torch
-        import functional_struct as fs
-        from functional_struct import linalg
-        COVARIANCE = (fs.PositiveSemidefinite(rank=16), fs.Chain(fs.Positive(), fs.Diagonal(packed=True)))
-        LOW_RANK = fs.LowRank(16)
-        {setup}
-        {step}  # once, so that lazy initializations are not counted
-        def rss_kib():
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * resource.getpagesize() // 1024
-        before = rss_kib()
-        {step}
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(max(0, peak - before))
-        """
-    )
+def _memory_step(kind: str, n: int, batch: int):
+    """The step whose peak memory ``peak_memory`` measures, with its inputs made."""
+    gen = torch.Generator().manual_seed(0)
+    if kind.startswith("nll"):
+        f = torch.randn(batch, n, 16, generator=gen, dtype=F64).requires_grad_()
+        d = torch.randn(batch, n, generator=gen, dtype=F64).requires_grad_()
+        x = torch.randn(batch, n, generator=gen, dtype=F64)
+        if kind == "nll-fs":
+            return lambda: sum(linalg.inv_quad_logdet(COVARIANCE, (f, d), x)).sum().backward()
+
+        def dense():
+            c = torch.linalg.cholesky(f @ f.mT + torch.diag_embed(_softplus(d)))
+            quad = (x * torch.cholesky_solve(x.unsqueeze(-1), c).squeeze(-1)).sum(-1)
+            (quad + 2 * c.diagonal(dim1=-2, dim2=-1).log().sum(-1)).sum().backward()
+
+        return dense
+    s = fs.LowRank(16)
+    u, v = (t.requires_grad_() for t in s.init((n, n), generator=gen, dtype=F64))
+    x = torch.randn(batch, n, generator=gen, dtype=F64)
+    if kind == "layer-fs":
+        return lambda: linalg.linear(x, s, (u, v)).square().sum().backward()
+    return lambda: (x @ s.apply((u, v)).mT).square().sum().backward()
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def _child(kind: str, n: int, batch: int) -> None:
+    """In a fresh process: how far one step raises the resident set above where it started.
+
+    The peak (``VmHWM``) is reset just before the step by writing 5 to ``clear_refs``; a
+    first step runs before, so that lazy initializations are not counted.
+    """
+    step = _memory_step(kind, n, batch)
+    step()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kib("VmRSS")
+    step()
+    print(max(0, _status_kib("VmHWM") - before))
+
+
+def peak_memory(section: str, case: str, kinds: dict[str, str], n: int, batch: int) -> None:
+    """Peak resident-set growth of one step of each ``kinds`` variant, each in a fresh process.
+
+    Linux only (``/proc``); elsewhere the section says so and skips.
+    """
+    if not os.path.exists("/proc/self/clear_refs"):
+        print(f"| {section} peak memory | {case} | skipped: needs Linux /proc | | | |")
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
     sizes = {}
-    for name, step in steps.items():
+    for name, kind in kinds.items():
+        code = f"import structured_linalg as b; b._child({kind!r}, {n}, {batch})"
         out = subprocess.run(
-            [sys.executable, "-c", program.format(setup=setup, step=step)],
-            capture_output=True,
-            text=True,
-            check=True,
+            [sys.executable, "-c", code], cwd=here, capture_output=True, text=True, check=True
         )
         sizes[name] = int(out.stdout.split()[-1]) / 1024
     base = min(sizes, key=lambda k: sizes[k])
     for name, mib in sizes.items():
-        ROWS.append(
-            {"section": section + " peak memory", "case": case, "variant": name, "peak_mib": mib}
-        )
+        row = {"section": section + " peak memory", "case": case, "variant": name}
+        ROWS.append({**row, "peak_mib": mib})
+        ratio = mib / max(sizes[base], 0.1)
         print(
-            f"| {section} peak memory | {case} | {name} | {mib:9.1f} MiB | {mib / max(sizes[base], 0.1):6.1f}x {base} | |"
+            f"| {section} peak memory | {case} | {name} | {mib:9.1f} MiB | {ratio:6.1f}x {base} | |"
         )
 
 
@@ -270,15 +299,12 @@ def low_rank_layer(n: int, batch: int, rounds: int) -> None:
     samples = timed({"fs.linalg.linear": structured, "apply + matmul": dense}, rounds)
     case = f"{n} x {n}, r=16, batch {batch}, fwd+bwd"
     report("LowRank layer", case, samples, "fs.linalg.linear")
-    setup = f"u = torch.randn({n}, 16, dtype=torch.float64).requires_grad_(); v = torch.randn({n}, 16, dtype=torch.float64).requires_grad_(); x = torch.randn({batch}, {n}, dtype=torch.float64)"
     peak_memory(
         "LowRank layer",
         case,
-        {
-            "fs.linalg.linear": "linalg.linear(x, LOW_RANK, (u, v)).square().sum().backward()",
-            "apply + matmul": "(x @ LOW_RANK.apply((u, v)).mT).square().sum().backward()",
-        },
-        setup,
+        {"fs.linalg.linear": "layer-fs", "apply + matmul": "layer-dense"},
+        n,
+        batch,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._elementwise import Positive
 from ._rank import LowRank
 from ._rawform import RawShape, is_factored, leaves, map_raw, parts_of
 from ._structure import AbstractStructure, raw_form_of
@@ -157,7 +158,12 @@ class Chain(_Composite):
         value = raw
         for part in self.structures[:-1]:
             value = part.apply(value)
-        return self.structures[-1]._operator(value)
+        operator = self.structures[-1]._operator(value)
+        if isinstance(operator, ops.Diagonal) and all(
+            isinstance(part, Positive) for part in self.structures[:-1]
+        ):  # a diagonal of positive entries: rules may use a Cholesky factorization
+            operator = ops.Diagonal(operator.d, positive=True)
+        return operator
 
     def supports(self, name: str) -> bool:
         """A chain has the ``linalg`` capability when its last part has it (its rules run)."""

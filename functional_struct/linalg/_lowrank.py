@@ -2,8 +2,9 @@
 
 ``LowRank(U, V)`` is ``U Vᵀ`` (``n x r`` and ``m x r``), never formed for a product. A ``Sum``
 of one square diagonal ``D`` and low-rank terms is solved by the Woodbury identity and its
-determinant taken by the matrix determinant lemma, both through one LU factorization of the
-``r x r`` capacitance matrix ``C = I + Vᵀ D⁻¹ U``:
+determinant taken by the matrix determinant lemma, both through one factorization of the
+``r x r`` capacitance matrix ``C = I + Vᵀ D⁻¹ U`` (Cholesky when ``D`` is known positive and
+the terms are ``F Fᵀ``, so that ``C`` is positive definite; LU otherwise):
 
 - ``(D + U Vᵀ)⁻¹ b = D⁻¹ b - D⁻¹ U C⁻¹ Vᵀ D⁻¹ b``
 - ``det(D + U Vᵀ) = det(D) det(C)``
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .._kernels import eye_like
-from ._operators import LU, Columns, Dense, Diagonal, Factor, Operator
+from ._operators import LU, Cholesky, Columns, Dense, Diagonal, Factor, Operator
 
 
 class LowRank(Operator):
@@ -120,7 +121,7 @@ class Sum(Operator):
         if name == "diagonal":
             return "sum: the sum of the terms' diagonals"
         if woodbury and name in ("solve", "inv"):
-            return "Woodbury: D⁻¹ and one LU of the r x r capacitance, O(n r^2 + r^3)"
+            return "Woodbury: D⁻¹ and one factorization of the r x r capacitance, O(n r^2 + r^3)"
         if woodbury and name == "logdet":
             return "determinant lemma: log|det D| + log|det C|, O(n r^2 + r^3)"
         if woodbury and name == "root":
@@ -171,7 +172,9 @@ class Woodbury(Factor):
         inv_d_left = self.left / self.d.unsqueeze(-1)
         capacitance = eye_like(self.left) + self.right.mT @ inv_d_left
         self.inv_d_left = inv_d_left
-        self.capacitance = LU(capacitance)
+        # With D > 0 and terms F Fᵀ, C = I + Fᵀ D⁻¹ F is symmetric positive definite.
+        spd = self.symmetric and diagonal.positive
+        self.capacitance: Factor = Cholesky(capacitance) if spd else LU(capacitance)
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
         inv_d_b = b / self.d.unsqueeze(-1)

@@ -159,7 +159,11 @@ class LU(Factor):
 
 
 class Diagonal(Operator, Factor):
-    """A square diagonal matrix, held as its diagonal ``d`` (``(..., n)``)."""
+    """A square diagonal matrix, held as its diagonal ``d`` (``(..., n)``).
+
+    ``positive`` says every entry is positive by construction (a ``Chain(Positive(),
+    Diagonal(...))``): Woodbury then factorizes its capacitance by Cholesky.
+    """
 
     RULES = {
         "matmul": "diagonal: elementwise, O(n k)",
@@ -170,8 +174,9 @@ class Diagonal(Operator, Factor):
         "root": "diagonal: sqrt(d), O(n); NaN where d < 0",
     }
 
-    def __init__(self, d: Tensor) -> None:
+    def __init__(self, d: Tensor, positive: bool = False) -> None:
         self.d = d
+        self.positive = positive  # every entry > 0 by construction (rules may rely on it)
 
     @property
     def shape(self) -> tuple[int, int]:  # noqa: D102 - documented on the base
