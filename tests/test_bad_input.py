@@ -470,6 +470,20 @@ CASES = [
         [r"Correlation: floor must be a float in \(0, 1\), got Tensor tensor\(0.1000\)"],
     ),
     (
+        "Kronecker with a raw for other factor sizes",
+        lambda: fs.Kronecker(fs.PositiveDefinite(), fs.Diagonal(), sizes=(2, 3)).apply(
+            (torch.zeros(3, 3), torch.zeros(3, 3))
+        ),
+        ValueError,
+        [r"Kronecker\(PositiveDefinite", r"factor 0 \(PositiveDefinite", "2 x 2 member"],
+    ),
+    (
+        "Kronecker with a vector factor",
+        lambda: fs.Kronecker(fs.Simplex(), fs.Diagonal(), sizes=(2, 3)),
+        ValueError,
+        [r"Kronecker: factors\[0\] must be a matrix structure \(core_ndim 2\)"],
+    ),
+    (
         "as_parametrization of a tree",
         lambda: fs.as_parametrization(TREE),
         TypeError,
