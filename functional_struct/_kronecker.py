@@ -100,9 +100,7 @@ class Kronecker(AbstractStructure[Any]):
     inverse_outside = "nan"
 
     def __init__(self, *factors: AbstractStructure[Any], sizes: object) -> None:
-        if len(factors) < 2:
-            raise invalid(self, "factors", "two or more structures", factors)
-        for i, factor in enumerate(factors):
+        for i, factor in enumerate(factors):  # types first, then values
             if not isinstance(factor, AbstractStructure):
                 raise invalid(
                     self,
@@ -111,6 +109,9 @@ class Kronecker(AbstractStructure[Any]):
                     factor,
                     TypeError,
                 )
+        if len(factors) < 2:
+            raise invalid(self, "factors", "two or more structures", factors)
+        for i, factor in enumerate(factors):
             if factor.core_ndim != 2:
                 raise invalid(self, f"factors[{i}]", "a matrix structure (core_ndim 2)", factor)
         shapes = _check_sizes(self, factors, sizes)

@@ -85,6 +85,16 @@ OVERRIDES: dict[tuple[str, str], Rule] = {
         PARTS_WRONG,
         ((), (fs.Diagonal(), fs.Positive()), (fs.LowRank(1), fs.Diagonal())),
     ),
+    ("Kronecker", "factors"): Rule(
+        ((fs.PositiveDefinite(), fs.PositiveDefinite()), (fs.Diagonal(), fs.Symmetric())),
+        PARTS_WRONG,
+        ((), (fs.PositiveDefinite(),), (fs.Positive(), fs.PositiveDefinite())),
+    ),
+    ("Kronecker", "sizes"): Rule(
+        ((1, 2), (2, 2), [3, 1], ((2, 2), 1)),
+        (3, "12", None, TENSOR, (1, True), (1, 1.0), (torch.tensor(1), 2), ((1, 1.0), 2)),
+        ((), (2,), (2, 0), (2, -1), (2, (2, 3)), (1, 2, 3)),
+    ),
     ("Chain", "structures"): Rule(
         ((fs.Positive(),), (fs.Positive(), fs.Diagonal())),
         PARTS_WRONG,
@@ -101,6 +111,7 @@ REQUIRED: dict[str, dict] = {
     "FixedRank": {"rank": 1},
     "Sum": {"structures": (fs.Diagonal(), fs.Symmetric())},
     "Chain": {"structures": (fs.Positive(), fs.Diagonal())},
+    "Kronecker": {"factors": (fs.PositiveDefinite(), fs.PositiveDefinite()), "sizes": (2, 2)},
 }
 
 
@@ -137,8 +148,8 @@ def _build(cls: type, **changes):
     """``cls`` with its required fields filled in and ``changes`` applied."""
     base = next(k for k in cls.__mro__ if k.__module__.startswith("functional_struct"))
     kwargs = {**REQUIRED.get(base.__name__, {}), **changes}
-    if base in (fs.Sum, fs.Chain):  # variadic parts
-        parts = kwargs.pop("structures")
+    if base in (fs.Sum, fs.Chain, fs.Kronecker):  # variadic parts
+        parts = kwargs.pop("factors" if base is fs.Kronecker else "structures")
         return cls(*parts, **kwargs)
     return cls(**kwargs)
 
