@@ -262,6 +262,9 @@ TRANSFORM_CASES = [
     pytest.param(fs.Symmetric(), (6, 6), id="dense-lu"),
     pytest.param(fs.Circulant(packed=True), (6, 6), id="circulant"),
     pytest.param(fs.Orthogonal(), (6, 6), id="orthogonal"),
+    pytest.param(fs.CholeskyFactor(), (6, 6), id="triangular"),
+    pytest.param(fs.BlockDiagonal((2, 4)), (6, 6), id="block-diagonal"),
+    pytest.param(fs.Toeplitz(packed=True), (6, 6), id="toeplitz"),
     pytest.param(
         fs.Kronecker(fs.PositiveDefinite(), fs.PositiveDefinite(), sizes=(2, 3)),
         (6, 6),
@@ -278,8 +281,10 @@ def _transform_raw(structure, shape, batch):
     if shape is None:
         return _covariance_raw((batch,), n=6)
     raw = _raw(structure, (batch, *shape))
-    if isinstance(structure, fs.Symmetric):  # well conditioned, positive determinant
+    if isinstance(structure, (fs.Symmetric, fs.BlockDiagonal)):  # positive determinant
         raw = raw + 4 * torch.eye(6, dtype=F64)
+    if isinstance(structure, fs.Toeplitz):  # the main diagonal dominates
+        raw = raw + 6 * (torch.arange(11) == 5).to(F64)
     if isinstance(structure, fs.Circulant):
         raw = raw + torch.tensor([6.0, 0, 0, 0, 0, 0], dtype=F64)
     return raw
