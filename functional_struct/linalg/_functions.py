@@ -28,16 +28,17 @@ def _fail(
     return cls(f"fs.linalg.{function}({structure!r}, ...): {what}")
 
 
-def _finite(structure: AbstractStructure[Any], raw: Any) -> Tensor:
-    """Per matrix of the batch: whether every raw entry behind it is finite."""
-    form = raw_form_of(structure)
-    extra = 2 - structure.core_ndim
+def _finite(raw: Any, form: Any, extra: int) -> Tensor:
+    """Per matrix of the batch: whether every raw entry behind it is finite.
+
+    ``form`` is the declared raw form; ``extra`` the matrix dims a leaf's core leaves out
+    (2 for an elementwise structure, 1 for a vector one).
+    """
+    if isinstance(raw, Tensor):  # one reduction: a sum is finite exactly when every entry is
+        return torch.isfinite(raw.flatten(raw.dim() - len(form) - extra).sum(-1))
     ok: Tensor | None = None
     for leaf, core in zip(leaves(raw), leaves(form), strict=True):
-        cut = leaf.dim() - len(core) - extra
-        # One reduction: a sum is finite exactly when every entry is (or it overflowed, which
-        # the member would too).
-        finite = torch.isfinite(leaf.flatten(cut).sum(-1))
+        finite = torch.isfinite(leaf.flatten(leaf.dim() - len(core) - extra).sum(-1))
         ok = finite if ok is None else ok & finite
     assert ok is not None
     return ok
@@ -50,8 +51,10 @@ def _one_operator(structure: Any, raw: Any, function: str) -> tuple[Operator, Te
             structure, function, f"expected {expected}, got {type(structure).__name__}.", TypeError
         )
     structure._check_raw(raw, f"linalg.{function}")
-    some = next(leaves(raw))
-    if some.dim() < 2 - structure.core_ndim + len(next(leaves(raw_form_of(structure)))):
+    form = raw_form_of(structure)
+    extra = 2 - structure.core_ndim
+    some = raw if isinstance(raw, Tensor) else next(leaves(raw))
+    if some.dim() < extra + len(form if isinstance(raw, Tensor) else next(leaves(form))):
         raise _fail(
             structure,
             function,
@@ -59,7 +62,7 @@ def _one_operator(structure: Any, raw: Any, function: str) -> tuple[Operator, Te
         )
     # Non-finite entries need no zeroing first: the rules use no op that raises on them
     # (the _ex factorizations, triangular solves, FFT), and their batch elements are masked.
-    return structure._operator(raw), _finite(structure, raw), some
+    return structure._operator(raw), _finite(raw, form, extra), some
 
 
 def operator(
