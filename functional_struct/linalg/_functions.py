@@ -388,13 +388,15 @@ _ASKS = {
 }
 
 
-def method(structure: Structures, function: str, shape: Sequence[int] = (4, 4)) -> str:
+def method(structure: Structures, function: str, shape: Sequence[int] | None = None) -> str:
     """Which rule ``fs.linalg.<function>`` runs for ``structure``, and its cost.
 
     Args:
       structure: a structure, or a tuple of them (a sum).
       function: a function name of ``fs.linalg`` (``"solve"``, ``"logdet"``, ...).
-      shape: the member's core shape the question is about (rules may depend on it).
+      shape: the member's core shape the question is about (rules may depend on it); by
+        default the smallest square ``n x n`` with ``n`` a power of two from 4 that the
+        structure accepts.
 
     Example:
       >>> fs.linalg.method(fs.Circulant(packed=True), "solve")
@@ -403,7 +405,14 @@ def method(structure: Structures, function: str, shape: Sequence[int] = (4, 4)) 
     if function not in _ASKS:
         raise _fail(structure, "method", f"no function {function!r}; one of {sorted(_ASKS)}.")
     parts = structure if isinstance(structure, tuple) else (structure,)
-    raws = tuple(p.init(tuple(shape), dtype=torch.float64) for p in parts)
+    shapes = [tuple(shape)] if shape is not None else [(n, n) for n in (4, 8, 16, 32, 64, 128)]
+    for i, core in enumerate(shapes):
+        try:
+            raws = tuple(p.init(core, dtype=torch.float64) for p in parts)
+            break
+        except ValueError:
+            if shape is not None or i == len(shapes) - 1:
+                raise
     op, _, _ = operator(structure, raws if isinstance(structure, tuple) else raws[0], "method")
     return "; ".join(op.rule(name) for name in _ASKS[function])
 
