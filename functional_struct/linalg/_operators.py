@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -374,11 +375,11 @@ class BlockDiagonal(Operator, Factor):
         n = sum(b.shape[0] for b in self.blocks)
         return n, sum(b.shape[1] for b in self.blocks)
 
-    def _per_block(self, fn: object, x: Tensor) -> Tensor:
+    def _per_block(self, fn: Callable[[int, Operator, Tensor], Tensor], x: Tensor) -> Tensor:
         out, start = [], 0
         for i, block in enumerate(self.blocks):
             width = block.shape[1]
-            out.append(fn(i, block, x[..., start : start + width, :]))  # type: ignore[operator]
+            out.append(fn(i, block, x[..., start : start + width, :]))
             start += width
         batch = torch.broadcast_shapes(*(o.shape[:-2] for o in out))
         return torch.cat([o.expand(*batch, *o.shape[-2:]) for o in out], -2)
