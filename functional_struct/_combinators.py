@@ -160,7 +160,7 @@ class Chain(_Composite):
             value = part.apply(value)
         operator = self.structures[-1]._operator(value)
         if isinstance(operator, ops.Diagonal) and all(
-            isinstance(part, Positive) for part in self.structures[:-1]
+            isinstance(part, Positive) and part.min >= 0 for part in self.structures[:-1]
         ):  # a diagonal of positive entries: rules may use a Cholesky factorization
             operator = ops.Diagonal(operator.d, positive=True)
         return operator

@@ -137,9 +137,7 @@ class Kronecker(AbstractStructure[Any]):
         common = set(LINALG_DTYPES).intersection(*(set(f.dtypes) for f in self.factors))
         return tuple(d for d in LINALG_DTYPES if d in common)
 
-    @property
-    def square(self) -> bool:  # noqa: D102 - documented on the base
-        return all(r == c for r, c in self.sizes)
+    square = False  # one shape only (the product of sizes), which the shape round trip checks
 
     def _shape(self) -> tuple[int, int]:
         rows, cols = 1, 1
@@ -213,6 +211,25 @@ class Kronecker(AbstractStructure[Any]):
         one = torch.ones_like(by_first)
         scales = torch.stack([one, by_first, by_second, low, high, (low * high).sqrt()])
         return torch.where(torch.isfinite(scales) & (scales > 0), scales, 1.0)
+
+    def _entry_scale(self, value: Tensor) -> Tensor:
+        """The least ``c > 0`` with ``c * value`` a member, as far as the factors say.
+
+        The product of the factors' entry scales on the split (either sign), each factor
+        without its own falling back to its projection's scale: what a nested product needs
+        to offer its floors to the scale search of the product around it.
+        """
+        first, second = self._split(value)
+        rest = self._rest()
+        tiny = torch.finfo(value.dtype).tiny
+        best = torch.full_like(first[..., :1, :1], math.inf)
+        for sign in (1.0, -1.0):
+            f, g = sign * first, sign * second
+            by_f = _dot(self.factors[0]._project(f), f) / _dot(f, f).clamp_min(tiny)
+            by_g = _dot(rest._project(g), g) / _dot(g, g).clamp_min(tiny)
+            scale = _entry_scale(self.factors[0], f, by_f) * _entry_scale(rest, g, by_g)
+            best = torch.minimum(best, torch.where(torch.isfinite(scale), scale, math.inf))
+        return best
 
     def _pairs(self, value: Tensor) -> tuple[Tensor, Tensor]:
         """Candidate factor pairs whose product may be ``value``, stacked in front.

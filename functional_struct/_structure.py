@@ -246,8 +246,9 @@ class AbstractStructure(abc.ABC, Generic[R]):
     def _operator(self, raw: R) -> Operator:
         """The member ``apply(raw)`` as an ``fs.linalg.operators`` operator (capability "linalg").
 
-        ``fs.linalg`` calls it on a raw that passed the raw checks, with non-finite entries
-        zeroed (their batch elements are NaN afterwards). Structures that hold their member
+        ``fs.linalg`` calls it on a raw that passed the raw checks; batch elements with a
+        non-finite raw entry are NaN afterwards, so the hook need not care about them (it must
+        not raise on them: use the ``_ex`` factorizations). Structures that hold their member
         in a cheaper form (a diagonal, factors, a first row) return that form; the default is
         the dense matrix, for which every rule is dense.
         """

@@ -232,10 +232,96 @@ def test_exactly_singular_dense_member_gives_nan():
     assert bool(torch.isfinite(x[1]).all())
 
 
-def test_zero_on_the_diagonal_gives_non_finite():
+def test_zero_on_the_diagonal_divides_as_the_division_does():
+    """Documented: inf/NaN in the components the zero divides, the others exact."""
     s = fs.Diagonal(packed=True)
     x = linalg.solve(s, torch.tensor([0.0, 2.0], dtype=F64), torch.ones(2, dtype=F64))
-    assert not bool(torch.isfinite(x).all())
+    assert x[0] == torch.inf
+    assert x[1] == 0.5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
+@pytest.mark.parametrize("small", [-17.0, -20.0, -28.0])
+def test_woodbury_with_a_small_diagonal_entry_stays_exact(small, dtype):
+    """A member of condition number 8 whose diagonal has an entry far below F Fᵀ: the identity
+    cancels two terms of size 1 / d, so it runs in float64 (float32 gave 450% errors)."""
+    cov = (fs.PositiveSemidefinite(rank=1), fs.Chain(fs.Positive(), fs.Diagonal(packed=True)))
+    raw = (torch.ones(2, 1, dtype=dtype), torch.tensor([small, 0.0], dtype=dtype))
+    a = _dense(cov, tuple(t.double() for t in raw))
+    b = torch.tensor([1.0, 0.0], dtype=dtype)
+    # Documented accuracy: about eps(float64) times max |F_i|² / d_i, at least the dtype's.
+    growth = 1 / torch.nn.functional.softplus(torch.tensor(small, dtype=F64)).item()
+    tol = max(1e-5 if dtype == torch.float32 else 1e-9, 10 * 2.2e-16 * growth)
+    torch.testing.assert_close(
+        linalg.solve(cov, raw, b).double(), torch.linalg.solve(a, b.double()), rtol=tol, atol=tol
+    )
+    torch.testing.assert_close(
+        linalg.logdet(cov, raw).double(), torch.logdet(a), rtol=tol, atol=tol
+    )
+
+
+@pytest.mark.parametrize(
+    "diagonal", [[-40.0, 0.0], [float("-inf"), 0.0]], ids=["below-resolution", "zero"]
+)
+def test_woodbury_refuses_what_it_cannot_resolve(diagonal):
+    """Below the identity's resolution (or with a zero in D) the answer is NaN, not wrong."""
+    cov = (fs.PositiveSemidefinite(rank=1), fs.Diagonal(packed=True))
+    d = torch.nn.functional.softplus(torch.tensor(diagonal, dtype=F64))
+    raw = (torch.ones(2, 1, dtype=F64), d)
+    assert bool(torch.isnan(linalg.solve(cov, raw, torch.ones(2, dtype=F64))).all())
+    assert bool(torch.isnan(linalg.slogdet(cov, raw)[1]))
+
+
+def test_a_positive_part_with_a_negative_minimum_is_not_a_positive_diagonal():
+    """Chain(Positive(min=-1), Diagonal) may hold negative entries: no Cholesky rule for it."""
+    cov = (
+        fs.PositiveSemidefinite(rank=1),
+        fs.Chain(fs.Positive(min=-1.0), fs.Diagonal(packed=True)),
+    )
+    d = fs.Positive(min=-1.0).inverse(torch.tensor([-0.5, 2.0], dtype=F64))
+    raw = (torch.ones(2, 1, dtype=F64), d)
+    a = _dense(cov, raw)
+    torch.testing.assert_close(
+        linalg.solve(cov, raw, torch.ones(2, dtype=F64)),
+        torch.linalg.solve(a, torch.ones(2, dtype=F64)),
+    )
+    torch.testing.assert_close(linalg.slogdet(cov, raw), tuple(torch.linalg.slogdet(a)))
+
+
+def test_kronecker_of_rectangular_factors_is_solved_densely():
+    """Square overall but not factor by factor: (2 x 3) ⊗ (3 x 2) is singular here."""
+    s = fs.Kronecker(fs.Diagonal(), fs.Diagonal(), sizes=((2, 3), (3, 2)))
+    raw = s.init((6, 6), generator=torch.Generator().manual_seed(0), dtype=F64)
+    sign, log = linalg.slogdet(s, raw)
+    assert sign == 0
+    assert log == -torch.inf
+    assert "rectangular factors" in linalg.method(s, "solve", (6, 6))
+
+
+@pytest.mark.parametrize(
+    "structure",
+    [
+        fs.Circulant(packed=True),
+        fs.Toeplitz(packed=True),
+        fs.Hankel(),
+        fs.Kronecker(fs.Diagonal(), fs.Symmetric(), sizes=(2, 2)),
+    ],
+    ids=repr,
+)
+def test_empty_batches_and_empty_right_hand_sides(structure):
+    empty = structure.init((0, 4, 4))
+    full = structure.init((4, 4))
+    assert linalg.matmul(structure, empty, torch.ones(4, 2)).shape == (0, 4, 2)
+    assert linalg.matmul(structure, full, torch.ones(4, 0)).shape == (4, 0)
+    assert linalg.linear(torch.ones(0, 4), structure, full).shape == (0, 4)
+    assert linalg.diagonal(structure, empty).shape == (0, 4)
+
+
+def test_a_finite_raw_whose_sum_overflows_is_still_finite():
+    x = linalg.solve(
+        fs.Diagonal(packed=True), torch.tensor([1e308, 1e308], dtype=F64), torch.ones(2, dtype=F64)
+    )
+    torch.testing.assert_close(x, torch.full((2,), 1e-308, dtype=F64))
 
 
 def test_non_finite_raw_gives_nan_for_its_batch_element_only():
@@ -305,6 +391,22 @@ def test_vmap_jacfwd_equals_a_loop(structure, shape):
     for i in range(3):
         for got, want in zip(testing._leaves(batched), testing._leaves(looped[i]), strict=True):
             torch.testing.assert_close(got[i], want)
+
+
+@pytest.mark.parametrize(("structure", "shape"), TRANSFORM_CASES)
+def test_jacfwd_equals_jacrev(structure, shape):
+    """Forward mode against reverse mode (torch 2.13's cholesky_inverse jvp is wrong)."""
+    raw = _take(_transform_raw(structure, shape, 1), 0)
+    b = torch.randn(6, dtype=F64)
+    for f in (
+        lambda r: linalg.inv(structure, r).sum(),
+        lambda r: linalg.solve(structure, r, b).sum(),
+        lambda r: sum(linalg.inv_quad_logdet(structure, r, b)),
+    ):
+        for g, w in zip(
+            testing._leaves(jacfwd(f)(raw)), testing._leaves(torch.func.jacrev(f)(raw)), strict=True
+        ):
+            torch.testing.assert_close(g, w)
 
 
 @pytest.mark.parametrize(("structure", "shape"), TRANSFORM_CASES)
@@ -385,6 +487,13 @@ def test_bad_arguments_name_the_function_the_structure_and_what_came():
         linalg.logdet(s, torch.ones(4, 3, dtype=F64))
     with pytest.raises(TypeError, match="needs a tuple of 2 raws"):
         linalg.logdet(LOW_RANK_PLUS_DIAGONAL, raw)
+    with pytest.raises(TypeError, match="the raws must have one dtype"):
+        linalg.logdet(LOW_RANK_PLUS_DIAGONAL, (torch.ones(4, 3, dtype=F64), torch.ones(4, 4)))
+    with pytest.raises(ValueError, match="batch shapes do not broadcast"):
+        linalg.logdet(
+            LOW_RANK_PLUS_DIAGONAL[:1] + (fs.Diagonal(packed=True),),
+            (torch.ones(3, 4, 3, dtype=F64), torch.ones(2, 4, dtype=F64)),
+        )
     with pytest.raises(ValueError, match="x needs 4 features"):
         linalg.linear(torch.ones(2, 3, dtype=F64), s, raw)
     with pytest.raises(ValueError, match="no function 'solv'"):

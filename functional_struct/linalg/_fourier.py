@@ -22,6 +22,14 @@ from torch import Tensor
 from ._operators import Factor, Operator
 
 
+def _empty(first: Tensor, x: Tensor, rows: int) -> Tensor | None:
+    """The zero-size answer of a product or solve, or None: MKL's FFT refuses empty input."""
+    if first.numel() and x.numel():
+        return None
+    batch = torch.broadcast_shapes(first.shape[:-1], x.shape[:-2])
+    return x.new_zeros((*batch, rows, x.shape[-1]))
+
+
 class Circulant(Operator, Factor):
     """A square circulant matrix held as its first row ``c`` (``(..., n)``)."""
 
@@ -51,6 +59,8 @@ class Circulant(Operator, Factor):
 
     def matmul(self, x: Tensor) -> Tensor:  # noqa: D102 - documented on the base
         n = self.row.shape[-1]
+        if (empty := _empty(self.row, x, n)) is not None:
+            return empty
         spectrum = self._spectrum().unsqueeze(-1)
         return torch.fft.irfft(spectrum * torch.fft.rfft(x, dim=-2), n=n, dim=-2)
 
@@ -62,11 +72,16 @@ class Circulant(Operator, Factor):
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
         n = self.row.shape[-1]
+        if (empty := _empty(self.row, b, n)) is not None:
+            return empty
         spectrum = self._spectrum().unsqueeze(-1)
         return torch.fft.irfft(torch.fft.rfft(b, dim=-2) / spectrum, n=n, dim=-2)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
         n = self.row.shape[-1]
+        if not self.row.numel():
+            zero = self.row.new_zeros(self.row.shape[:-1])
+            return zero, zero
         spectrum = self._spectrum()
         # Frequencies 1 .. ceil(n/2) - 1 stand for a conjugate pair each: counted twice, with
         # a positive product |λ|². Frequency 0 and, for even n, n/2 are real: they carry the sign.
@@ -91,6 +106,8 @@ def _fft_length(size: int) -> int:
 def toeplitz_matmul(diagonals: Tensor, rows: int, x: Tensor) -> Tensor:
     """``A @ x`` for the ``rows x n`` Toeplitz ``A[i, j] = diagonals[j - i + rows - 1]``."""
     n = x.shape[-2]
+    if (empty := _empty(diagonals, x, rows)) is not None:
+        return empty
     length = _fft_length(rows + 2 * n - 2)
     kernel = torch.fft.rfft(diagonals.flip(-1), n=length).unsqueeze(-1)
     full = torch.fft.irfft(kernel * torch.fft.rfft(x, n=length, dim=-2), n=length, dim=-2)

@@ -34,11 +34,11 @@ def _finite(raw: Any, form: Any, extra: int) -> Tensor:
     ``form`` is the declared raw form; ``extra`` the matrix dims a leaf's core leaves out
     (2 for an elementwise structure, 1 for a vector one).
     """
-    if isinstance(raw, Tensor):  # one reduction: a sum is finite exactly when every entry is
-        return torch.isfinite(raw.flatten(raw.dim() - len(form) - extra).sum(-1))
+    if isinstance(raw, Tensor):
+        return torch.isfinite(raw).flatten(raw.dim() - len(form) - extra).all(-1)
     ok: Tensor | None = None
     for leaf, core in zip(leaves(raw), leaves(form), strict=True):
-        finite = torch.isfinite(leaf.flatten(leaf.dim() - len(core) - extra).sum(-1))
+        finite = torch.isfinite(leaf).flatten(leaf.dim() - len(core) - extra).all(-1)
         ok = finite if ok is None else ok & finite
     assert ok is not None
     return ok
@@ -95,6 +95,16 @@ def operator(
     shapes = [p[0].shape for p in parts]
     if any(s != shapes[0] for s in shapes[1:]):
         raise _fail(structure, function, f"the members must have one shape, got {shapes}.")
+    dtypes = [p[2].dtype for p in parts]
+    if any(d != dtypes[0] for d in dtypes[1:]):
+        raise _fail(structure, function, f"the raws must have one dtype, got {dtypes}.", TypeError)
+    batches = [tuple(p[1].shape) for p in parts]
+    try:
+        torch.broadcast_shapes(*batches)
+    except RuntimeError:
+        raise _fail(
+            structure, function, f"the raws' batch shapes do not broadcast: {batches}."
+        ) from None
     ok = parts[0][1]
     for part in parts[1:]:
         ok = ok & part[1]

@@ -70,19 +70,29 @@ class Kronecker(Operator):
         return _kron_apply(self.first.matmul, self.second.matmul, (m1, m2), (n1, n2), x)
 
     def diagonal(self) -> Tensor:  # noqa: D102 - documented on the base
-        if (
-            self.first.shape[0] != self.first.shape[1]
-            or self.second.shape[0] != self.second.shape[1]
-        ):
+        if not self._square_factors():
             return super().diagonal()
         a, b = self.first.diagonal(), self.second.diagonal()
         product = a.unsqueeze(-1) * b.unsqueeze(-2)
-        return product.reshape(*product.shape[:-2], -1)
+        return product.reshape(*product.shape[:-2], product.shape[-2] * product.shape[-1])
+
+    def _square_factors(self) -> bool:
+        (n1, m1), (n2, m2) = self.first.shape, self.second.shape
+        return n1 == m1 and n2 == m2
+
+    def rule(self, name: str) -> str:  # noqa: D102 - documented on the base
+        if name in ("solve", "logdet", "inv", "root") and not self._square_factors():
+            return Operator.DENSE_RULES[name] + " (rectangular factors)"
+        return super().rule(name)
 
     def factorize(self) -> Factor:  # noqa: D102 - documented on the base
+        if not self._square_factors():  # square overall, but not factor by factor
+            return super().factorize()
         return KroneckerFactor(self, self.first.factorize(), self.second.factorize())
 
     def root(self) -> Operator:  # noqa: D102 - documented on the base
+        if not self._square_factors():
+            return super().root()
         return Kronecker(self.first.root(), self.second.root())
 
 

@@ -9,9 +9,9 @@ the terms are ``F Fᵀ``, so that ``C`` is positive definite; LU otherwise):
 - ``(D + U Vᵀ)⁻¹ b = D⁻¹ b - D⁻¹ U C⁻¹ Vᵀ D⁻¹ b``
 - ``det(D + U Vᵀ) = det(D) det(C)``
 
-in ``O(n r² + r³)``, against ``O(n³)`` for the dense matrix. The capacitance matrix is as well
-conditioned as ``D + U Vᵀ`` relative to ``D``; a singular ``D`` (a zero on the diagonal) gives
-non-finite answers, as the dense path would.
+in ``O(n r² + r³)``, against ``O(n³)`` for the dense matrix. The identity needs ``D`` invertible
+and not tiny against ``U Vᵀ`` (see :class:`Woodbury`); elsewhere its answers are NaN, also
+for a sum that is itself invertible (``D = diag(0, 1)`` plus ``e₁ e₁ᵀ`` is ``I``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .._kernels import eye_like
-from ._operators import LU, Cholesky, Columns, Dense, Diagonal, Factor, Operator
+from ._operators import LU, Cholesky, Columns, Dense, Diagonal, Factor, Operator, nan_unless
 
 
 class LowRank(Operator):
@@ -124,7 +124,7 @@ class Sum(Operator):
             return "Woodbury: D⁻¹ and one factorization of the r x r capacitance, O(n r^2 + r^3)"
         if woodbury and name == "logdet":
             return "determinant lemma: log|det D| + log|det C|, O(n r^2 + r^3)"
-        if woodbury and name == "root":
+        if woodbury and name == "root" and self.root_is_columns():
             return "[sqrt(D) F] for D + F Fᵀ, O(n r); NaN where D < 0"
         return super().rule(name)
 
@@ -147,21 +147,34 @@ class Sum(Operator):
         diagonal, low = parts
         return Woodbury(diagonal, low)
 
+    def root_is_columns(self) -> bool:
+        """Whether the root is ``[sqrt(D) F ...]``: a diagonal plus ``F Fᵀ`` terms only."""
+        parts = self._woodbury_parts()
+        return parts is not None and all(t.symmetric for t in parts[1])
+
     def root(self) -> Operator:  # noqa: D102 - documented on the base
         parts = self._woodbury_parts()
-        if parts is None or not all(t.symmetric for t in parts[1]):
+        if parts is None or not self.root_is_columns():
             return super().root()
         diagonal, low = parts
         return Columns([diagonal.root(), *(Dense(t.left) for t in low)])
 
 
 class Woodbury(Factor):
-    """``D + U Vᵀ`` factorized through the LU of its capacitance ``C = I + Vᵀ D⁻¹ U``."""
+    """``D + U Vᵀ`` factorized through its capacitance ``C = I + Vᵀ D⁻¹ U``.
+
+    Computed in float64 whatever the input's dtype (answers are cast back): the identity
+    subtracts two terms of size ``|b| / min|d|``, and float32 would lose a member whose
+    diagonal is small against ``U Vᵀ`` even when the member is well conditioned. Where
+    ``max_i |U_i| |V_i| / |d_i|`` exceeds ``1e-3 / eps(float64)`` (about 4.5e12), or ``D`` has
+    a zero, the answers for that batch element are NaN: the identity cannot resolve it.
+    """
 
     def __init__(self, diagonal: Diagonal, low: list[LowRank]) -> None:
-        self.d = diagonal.d
-        left = [t.left for t in low]
-        right = [t.right for t in low]
+        self.dtype = diagonal.d.dtype
+        self.d = diagonal.d.to(torch.float64)
+        left = [t.left.to(torch.float64) for t in low]
+        right = [t.right.to(torch.float64) for t in low]
         self.symmetric = all(t.symmetric for t in low)  # then right is left
         if len(low) == 1:
             self.left, self.right = left[0], right[0]
@@ -170,29 +183,37 @@ class Woodbury(Factor):
             self.left = torch.cat([u.expand(*batch, *u.shape[-2:]) for u in left], -1)
             self.right = torch.cat([v.expand(*batch, *v.shape[-2:]) for v in right], -1)
         inv_d_left = self.left / self.d.unsqueeze(-1)
+        # How far the identity's two terms outgrow the answer: past 1e-3 / eps, NaN.
+        growth = (inv_d_left.abs() * self.right.abs()).sum(-1).amax(-1)
+        self.ok = growth <= 1e-3 / torch.finfo(torch.float64).eps
         capacitance = eye_like(self.left) + self.right.mT @ inv_d_left
         self.inv_d_left = inv_d_left
         # With D > 0 and terms F Fᵀ, C = I + Fᵀ D⁻¹ F is symmetric positive definite.
         spd = self.symmetric and diagonal.positive
         self.capacitance: Factor = Cholesky(capacitance) if spd else LU(capacitance)
 
+    def _out(self, x: Tensor, core: int) -> Tensor:
+        return nan_unless(self.ok, x, core).to(self.dtype)
+
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
+        b = b.to(torch.float64)
         inv_d_b = b / self.d.unsqueeze(-1)
         inner = self.capacitance.solve(self.right.mT @ inv_d_b)
-        return inv_d_b - self.inv_d_left @ inner
+        return self._out(inv_d_b - self.inv_d_left @ inner, 2)
 
     def inv_quad(self, b: Tensor) -> Tensor:
         """``bᵀ D⁻¹ b - (Uᵀ D⁻¹ b)ᵀ C⁻¹ (Vᵀ D⁻¹ b)``: no ``n``-long solution is formed."""
+        b = b.to(torch.float64)
         inv_d_b = b / self.d
         left = (self.inv_d_left.mT @ b.unsqueeze(-1)).squeeze(-1)
         right = left if self.symmetric else (self.right.mT @ inv_d_b.unsqueeze(-1)).squeeze(-1)
         inner = self.capacitance.solve(right.unsqueeze(-1)).squeeze(-1)
-        return (b * inv_d_b).sum(-1) - (left * inner).sum(-1)
+        return self._out((b * inv_d_b).sum(-1) - (left * inner).sum(-1), 0)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
         sign_c, log_c = self.capacitance.slogdet()
         sign_d, log_d = self.d.sign().prod(-1), self.d.abs().log().sum(-1)
-        return sign_c * sign_d, log_c + log_d
+        return self._out(sign_c * sign_d, 0), self._out(log_c + log_d, 0)
 
     def inv(self) -> Tensor:  # noqa: D102 - documented on the base
         return self.solve(torch.diag_embed(torch.ones_like(self.d)))

@@ -170,7 +170,7 @@ class Diagonal(Operator, Factor):
         "matmul": "diagonal: elementwise, O(n k)",
         "solve": "diagonal: elementwise, O(n k)",
         "logdet": "diagonal: sum of log|d|, O(n)",
-        "inv": "diagonal: 1 / d, O(n)",
+        "inv": "diagonal: 1 / d on the diagonal of an n x n result",
         "diagonal": "diagonal: the stored diagonal",
         "root": "diagonal: sqrt(d), O(n); NaN where d < 0",
     }
@@ -285,9 +285,9 @@ class PositiveDefinite(Operator):
     """A symmetric positive-definite matrix: one Cholesky factorization for every rule."""
 
     RULES = {
-        "solve": "positive definite: Cholesky, cholesky_solve, O(n^3)",
+        "solve": "positive definite: Cholesky, two triangular solves, O(n^3)",
         "logdet": "positive definite: Cholesky, 2 sum log diag L, O(n^3)",
-        "inv": "positive definite: Cholesky, cholesky_inverse, O(n^3)",
+        "inv": "positive definite: Cholesky, triangular solves against I, O(n^3)",
         "root": "positive definite: the Cholesky factor, O(n^3)",
     }
 
@@ -310,14 +310,32 @@ class PositiveDefinite(Operator):
 
 
 class Cholesky(Factor):
-    """``A = L Lᵀ``; NaN answers where the factorization fails."""
+    """``A = L Lᵀ``; NaN answers where the factorization fails.
+
+    Solves are two triangular solves, not ``cholesky_solve`` or ``cholesky_inverse``: the
+    latter's forward-mode derivative is wrong in torch 2.13.
+    """
 
     def __init__(self, matrix: Tensor) -> None:
         self.factor, info = torch.linalg.cholesky_ex(matrix)
         self.ok = info == 0
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
-        return nan_unless(self.ok, torch.cholesky_solve(b, self.factor), 2)
+        factor = self.factor
+        batch = torch.broadcast_shapes(factor.shape[:-2], b.shape[:-2])
+        factor = factor.expand(*batch, *factor.shape[-2:])
+        b = b.expand(*batch, *b.shape[-2:])
+        y = torch.linalg.solve_triangular(factor, b, upper=False)
+        return nan_unless(self.ok, torch.linalg.solve_triangular(factor.mT, y, upper=True), 2)
+
+    def inv_quad(self, b: Tensor) -> Tensor:
+        """``|L⁻¹ b|²``: one triangular solve."""
+        factor = self.factor
+        batch = torch.broadcast_shapes(factor.shape[:-2], b.shape[:-1])
+        factor = factor.expand(*batch, *factor.shape[-2:])
+        column = b.unsqueeze(-1).expand(*batch, b.shape[-1], 1)
+        white = torch.linalg.solve_triangular(factor, column, upper=False)
+        return nan_unless(self.ok, white.square().sum((-2, -1)), 0)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
         log = 2 * self.factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
@@ -325,7 +343,7 @@ class Cholesky(Factor):
         return torch.where(self.ok, 1.0, math.nan).to(log.dtype), log
 
     def inv(self) -> Tensor:  # noqa: D102 - documented on the base
-        return nan_unless(self.ok, torch.cholesky_inverse(self.factor), 2)
+        return self.solve(eye_like(self.factor))
 
 
 class Columns(Operator):
@@ -453,7 +471,10 @@ class Banded(Operator):
 
     def rule(self, name: str) -> str:  # noqa: D102 - documented on the base
         if name == "matmul" and self._narrow():
-            return "banded: one elementwise product per diagonal, O(n (lower + upper + 1) k)"
+            return (
+                "banded: one elementwise product per diagonal, O(n (lower + upper + 1) k) "
+                "(the member itself comes from apply)"
+            )
         if name in ("solve", "logdet", "inv") and (self.lower == 0 or self.upper == 0):
             return Triangular.RULES[name]
         return super().rule(name)
