@@ -7,11 +7,15 @@ factorizations, ``O(n₁³ + n₂³)``, against ``O(n₁³ n₂³)`` for the den
 Deciding membership needs the factors back from the product. ``A ⊗ B`` rearranged
 (``R[(a, c), (b, d)] = A[a, c] B[b, d]``) is the rank-one matrix ``vec(A) vec(B)ᵀ`` (Van Loan
 and Pitsianis), so its top singular pair gives ``A₀`` and ``B₀`` with ``A₀ ⊗ B₀ = A ⊗ B`` and
-``A = c A₀``, ``B = B₀ / c`` for an unknown ``c ≠ 0``. The scale is then searched among six
-candidates: ``±1`` (enough for factors closed under positive scaling: subspaces, cones such as
-``PositiveSemidefinite`` or ``LowRank``), and the scales at which each factor's own projection
-of ``A₀`` (or ``B₀``) points back along it (a factor with one scale, such as ``Orthogonal``,
-or with a floor, such as ``PositiveDefinite``), with both signs. More factors nest:
+``A = c A₀``, ``B = B₀ / c`` for an unknown ``c ≠ 0``. For each sign, the scale is searched
+among: 1 (enough for factors closed under positive scaling: subspaces, cones such as
+``PositiveSemidefinite`` or ``LowRank``); the scales at which each factor's projection of
+``A₀`` (or ``B₀``) points back along it (a factor with one scale, such as ``Orthogonal``); and
+for sets that say where they start (``_entry_scale``: a floor, as in ``PositiveDefinite`` and
+``CholeskyFactor``, one scale, as in ``Correlation``, and nested products) the least scale of
+the first factor, the greatest of the second, and their geometric mean, the only point of the
+window when both sit on their boundaries. Two more pairs cover a zero product. The factors
+are projected before the product is compared with the value, in float64. More factors nest:
 ``A ⊗ B ⊗ C`` is ``A ⊗ (B ⊗ C)``.
 """
 
