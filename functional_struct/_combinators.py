@@ -190,13 +190,10 @@ class Chain(_Composite):
         return self._apply(self._inverse(self.structures[-1].project(value)))
 
     def _init(self, shape, generator, dtype, device) -> Any:
-        core = self.core_ndim
-        batch, inner = (
-            tuple(shape[: len(shape) - core]),
-            self._inner_shape(tuple(shape[len(shape) - core :])),
-        )
+        cut = len(shape) - self.core_ndim  # batch dims, then the value's core
+        inner = self._inner_shape(tuple(shape[cut:]))
         return self.structures[0].init(
-            (*batch, *inner), generator=generator, dtype=dtype, device=device
+            (*shape[:cut], *inner), generator=generator, dtype=dtype, device=device
         )
 
     def init_like(self, value: Tensor, *, generator: torch.Generator | None = None) -> Any:
@@ -227,7 +224,6 @@ def _check_chain(owner: AbstractStructure, structures: tuple[AbstractStructure, 
     for i, part in enumerate(structures[1:], start=1):
         name = repr(part)
         exact = [e for e in structures[:i] if e.inverse_outside != "project"]
-        (3,) * part.core_ndim
         if exact:
             problem = (
                 f"({name}) follows {exact[0]!r}, whose inverse is NaN outside its set, so "
