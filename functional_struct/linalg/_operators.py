@@ -29,6 +29,12 @@ from torch import Tensor
 from .._kernels import eye_like
 
 
+def _common_batch(matrix: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``matrix`` and ``b`` expanded to one batch shape: ``solve_triangular`` does not broadcast."""
+    batch = torch.broadcast_shapes(matrix.shape[:-2], b.shape[:-2])
+    return matrix.expand(*batch, *matrix.shape[-2:]), b.expand(*batch, *b.shape[-2:])
+
+
 def nan_unless(ok: Tensor, x: Tensor, core: int) -> Tensor:
     """``x`` with NaN wherever ``ok`` (``x``'s batch shape, before ``core`` dims) is False."""
     mask = ok.reshape((*ok.shape, *(1,) * core))
@@ -113,7 +119,7 @@ class Operator(abc.ABC):
 
 
 class Dense(Operator):
-    """A plain matrix: every rule is the dense one."""
+    """A matrix held as itself: every rule is the dense one, unless a subclass knows better."""
 
     def __init__(self, matrix: Tensor) -> None:
         self.matrix = matrix
@@ -139,10 +145,8 @@ class LU(Factor):
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
         permutation, lower, upper = torch.lu_unpack(self.lu, self.pivots)
-        batch = torch.broadcast_shapes(self.lu.shape[:-2], b.shape[:-2])
-        lower = lower.expand(*batch, *lower.shape[-2:])
-        upper = upper.expand(*batch, *upper.shape[-2:])
-        b = (permutation.mT @ b).expand(*batch, *b.shape[-2:])
+        lower, b = _common_batch(lower, permutation.mT @ b)
+        upper, _ = _common_batch(upper, b)
         y = torch.linalg.solve_triangular(lower, b, upper=False, unitriangular=True)
         x = torch.linalg.solve_triangular(upper, y, upper=True)
         return nan_unless(self.ok, x, 2)
@@ -208,7 +212,7 @@ class Diagonal(Operator, Factor):
         return torch.diag_embed(1 / self.d)
 
 
-class Triangular(Operator, Factor):
+class Triangular(Dense, Factor):
     """A square triangular matrix: triangular solves, log-determinant from the diagonal."""
 
     RULES = {
@@ -218,24 +222,14 @@ class Triangular(Operator, Factor):
     }
 
     def __init__(self, matrix: Tensor, upper: bool) -> None:
-        self.matrix = matrix
+        super().__init__(matrix)
         self.upper = upper
-
-    @property
-    def shape(self) -> tuple[int, int]:  # noqa: D102 - documented on the base
-        return self.matrix.shape[-2], self.matrix.shape[-1]
-
-    def dense(self) -> Tensor:  # noqa: D102 - documented on the base
-        return self.matrix
 
     def factorize(self) -> Factor:  # noqa: D102 - documented on the base
         return self
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
-        matrix = self.matrix
-        batch = torch.broadcast_shapes(matrix.shape[:-2], b.shape[:-2])
-        matrix = matrix.expand(*batch, *matrix.shape[-2:])
-        b = b.expand(*batch, *b.shape[-2:])
+        matrix, b = _common_batch(self.matrix, b)
         return torch.linalg.solve_triangular(matrix, b, upper=self.upper)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
@@ -246,7 +240,7 @@ class Triangular(Operator, Factor):
         return self.solve(eye_like(self.matrix))
 
 
-class Orthogonal(Operator, Factor):
+class Orthogonal(Dense, Factor):
     """A square orthogonal matrix ``Q`` with its determinant's sign from the chart."""
 
     RULES = {
@@ -256,15 +250,8 @@ class Orthogonal(Operator, Factor):
     }
 
     def __init__(self, matrix: Tensor, sign: Tensor) -> None:
-        self.matrix = matrix
+        super().__init__(matrix)
         self.sign = sign
-
-    @property
-    def shape(self) -> tuple[int, int]:  # noqa: D102 - documented on the base
-        return self.matrix.shape[-2], self.matrix.shape[-1]
-
-    def dense(self) -> Tensor:  # noqa: D102 - documented on the base
-        return self.matrix
 
     def factorize(self) -> Factor:  # noqa: D102 - documented on the base
         return self
@@ -281,7 +268,7 @@ class Orthogonal(Operator, Factor):
         return self.matrix.mT
 
 
-class PositiveDefinite(Operator):
+class PositiveDefinite(Dense):
     """A symmetric positive-definite matrix: one Cholesky factorization for every rule."""
 
     RULES = {
@@ -290,16 +277,6 @@ class PositiveDefinite(Operator):
         "inv": "positive definite: Cholesky, triangular solves against I, O(n^3)",
         "root": "positive definite: the Cholesky factor, O(n^3)",
     }
-
-    def __init__(self, matrix: Tensor) -> None:
-        self.matrix = matrix
-
-    @property
-    def shape(self) -> tuple[int, int]:  # noqa: D102 - documented on the base
-        return self.matrix.shape[-2], self.matrix.shape[-1]
-
-    def dense(self) -> Tensor:  # noqa: D102 - documented on the base
-        return self.matrix
 
     def factorize(self) -> Factor:  # noqa: D102 - documented on the base
         return Cholesky(self.matrix)
@@ -321,19 +298,13 @@ class Cholesky(Factor):
         self.ok = info == 0
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
-        factor = self.factor
-        batch = torch.broadcast_shapes(factor.shape[:-2], b.shape[:-2])
-        factor = factor.expand(*batch, *factor.shape[-2:])
-        b = b.expand(*batch, *b.shape[-2:])
+        factor, b = _common_batch(self.factor, b)
         y = torch.linalg.solve_triangular(factor, b, upper=False)
         return nan_unless(self.ok, torch.linalg.solve_triangular(factor.mT, y, upper=True), 2)
 
     def inv_quad(self, b: Tensor) -> Tensor:
         """``|L⁻¹ b|²``: one triangular solve."""
-        factor = self.factor
-        batch = torch.broadcast_shapes(factor.shape[:-2], b.shape[:-1])
-        factor = factor.expand(*batch, *factor.shape[-2:])
-        column = b.unsqueeze(-1).expand(*batch, b.shape[-1], 1)
+        factor, column = _common_batch(self.factor, b.unsqueeze(-1))
         white = torch.linalg.solve_triangular(factor, column, upper=False)
         return nan_unless(self.ok, white.square().sum((-2, -1)), 0)
 
@@ -450,7 +421,7 @@ def _block_diag(blocks: list[Tensor], shapes: list[tuple[int, int]]) -> Tensor:
     return torch.cat(rows, -2)
 
 
-class Banded(Operator):
+class Banded(Dense):
     """A square matrix zero outside ``lower`` sub- and ``upper`` super-diagonals.
 
     The product is a sum over the band's diagonals, elementwise, when the band is narrow
@@ -458,13 +429,9 @@ class Banded(Operator):
     """
 
     def __init__(self, matrix: Tensor, lower: int, upper: int) -> None:
-        self.matrix = matrix
+        super().__init__(matrix)
         self.lower = min(lower, matrix.shape[-1] - 1)
         self.upper = min(upper, matrix.shape[-1] - 1)
-
-    @property
-    def shape(self) -> tuple[int, int]:  # noqa: D102 - documented on the base
-        return self.matrix.shape[-2], self.matrix.shape[-1]
 
     def _narrow(self) -> bool:
         return 8 * (self.lower + self.upper + 1) <= self.matrix.shape[-1]
@@ -478,9 +445,6 @@ class Banded(Operator):
         if name in ("solve", "logdet", "inv") and (self.lower == 0 or self.upper == 0):
             return Triangular.RULES[name]
         return super().rule(name)
-
-    def dense(self) -> Tensor:  # noqa: D102 - documented on the base
-        return self.matrix
 
     def matmul(self, x: Tensor) -> Tensor:  # noqa: D102 - documented on the base
         if not self._narrow():
