@@ -38,6 +38,7 @@ from ._kernels import (
     floor_from_mean,
     floor_margin,
     inverse_softplus,
+    log_softplus,
     polar_factor,
     rounding_level,
     symmetric_from_lower,
@@ -69,6 +70,8 @@ class Chart:
       precise_range: the raw entries for which ``forward`` is accurate to rounding.
       init_rounds: Haar candidates ``init`` needs per matrix (1 where ``inverse`` never leaves
         the precise range).
+      forward_and_log_det: ``forward`` and ``log|det J|`` from the raw's lower triangle to
+        the member's (None where the chart has no log-det form).
 
     Example:
       >>> chart = ORTHOGONAL_CHARTS["cayley"]
@@ -82,6 +85,7 @@ class Chart:
     inverse: Callable[..., Tensor]
     precise_range: str = ""
     init_rounds: int = INIT_ROUNDS
+    forward_and_log_det: Callable[..., tuple[Tensor, Tensor]] | None = None
 
 
 # --------------------------------------------------------------------------- orthogonal: Cayley
@@ -341,15 +345,69 @@ def _expm_inverse(value: Tensor, floor: float, relative_floor: float) -> Tensor:
     return torch.tril(eigen_reconstruct(vectors, logs))
 
 
+def _cholesky_forward_and_log_det(
+    raw: Tensor, floor: float, relative_floor: float
+) -> tuple[Tensor, Tensor]:
+    """The Cholesky chart and ``log|det J|`` from the raw lower triangle to the member's.
+
+    Three factors, in O(n²): the softplus diagonal (``sigmoid(raw_ii)`` each); ``L -> L Lᵀ``,
+    whose determinant is ``2ⁿ ∏ L_ii^(n - i)`` (``i`` from 0); and the shift
+    ``t = floor + r ‖L‖² / n``, a rank-one update ``J_B + (2r/n) e ℓᵀ`` (``e`` the identity's
+    coordinates, ``ℓ`` those of ``L``) whose determinant lemma factor
+    ``1 + (2r/n) ℓᵀ J_B⁻¹ e`` is exactly ``1 + r``: ``J_B⁻¹ e`` is the lower ``dL`` with
+    ``dL Lᵀ + L dLᵀ = I``, that is ``dL = L Φ(G⁻¹)`` with ``G = LᵀL`` and ``Φ`` the lower
+    triangle with half the diagonal; as ``Φ(P) + Φ(P)ᵀ = P``,
+    ``⟨L, dL⟩ = tr(G Φ(G⁻¹)) = tr(G G⁻¹) / 2 = n / 2``.
+    """
+    diagonal = raw.diagonal(dim1=-2, dim2=-1)
+    n = raw.shape[-1]
+    powers = torch.arange(n, 0, -1, dtype=raw.dtype, device=raw.device)
+    log_det = (F.logsigmoid(diagonal) + powers * log_softplus(diagonal)).sum(-1)
+    constant = n * math.log(2) + math.log1p(relative_floor)
+    return _cholesky_forward(raw, floor, relative_floor), log_det + constant
+
+
+def _log_sinhc(d: Tensor) -> Tensor:
+    """``log(sinh(d/2) / (d/2))``, even in ``d``; the series ``d²/24 - d⁴/2880`` near 0."""
+    a = d.abs()
+    small = a < 1e-2
+    safe = torch.where(small, 1.0, a)
+    exact = safe / 2 + torch.log(-torch.expm1(-safe) / safe)
+    return torch.where(small, d.square() / 24 - d.square().square() / 2880, exact)
+
+
+def _expm_forward_and_log_det(
+    raw: Tensor, floor: float, relative_floor: float
+) -> tuple[Tensor, Tensor]:
+    """The exponential chart and ``log|det J|`` from the raw lower triangle to the member's.
+
+    ``S -> exp(S)`` on symmetric matrices has the eigenvalues
+    ``(e^λi - e^λj) / (λi - λj)`` (Daleckii-Krein; ``e^λi`` for ``i = j``) for ``i <= j``, so
+    ``log|det| = (n + 1)/2 · Σ λ + Σ_{i<j} log(sinh(δ/2) / (δ/2))`` with ``δ = λi - λj``: one
+    ``eigvalsh``. The shift ``t = floor + r tr(exp(S)) / n`` multiplies it by ``1 + r``.
+    """
+    n = raw.shape[-1]
+    diagonal = raw.diagonal(dim1=-2, dim2=-1)
+    eigenvalues = _guards.eigvalsh(symmetric_from_lower(raw, diagonal))
+    pairs = _log_sinhc(eigenvalues.unsqueeze(-1) - eigenvalues.unsqueeze(-2)).sum((-2, -1)) / 2
+    log_det = (n + 1) / 2 * diagonal.sum(-1) + pairs + math.log1p(relative_floor)
+    return _expm_forward(raw, floor, relative_floor), log_det
+
+
 POSITIVE_DEFINITE_CHARTS: dict[str, Chart] = {
     "cholesky": Chart(
-        "cholesky", _cholesky_forward, _cholesky_inverse, "any finite raw up to n = 256"
+        "cholesky",
+        _cholesky_forward,
+        _cholesky_inverse,
+        "any finite raw up to n = 256",
+        forward_and_log_det=_cholesky_forward_and_log_det,
     ),
     "expm": Chart(
         "expm",
         _expm_forward,
         _expm_inverse,
         "raw entries below about 80 / n (float32 overflows past an eigenvalue of 88)",
+        forward_and_log_det=_expm_forward_and_log_det,
     ),
 }
 """Raw (lower triangle) to ``base + t I``, ``t = floor + relative_floor * mean(eig(base))``."""

@@ -166,10 +166,48 @@ class Chain(_Composite):
         return operator
 
     def supports(self, name: str) -> bool:
-        """A chain has the ``linalg`` capability when its last part has it (its rules run)."""
+        """Capabilities that pass through the parts.
+
+        ``linalg`` when the last part has it (its rules run); ``log_det`` when every part has
+        it and every part but the last is elementwise (so each part's value entries are the
+        next part's raw coordinates).
+        """
         if name == "linalg":
             return self.structures[-1].supports(name)
+        if name == "log_det":
+            return self._log_det_problem() is None
         return super().supports(name)
+
+    def _log_det_problem(self) -> str | None:
+        for i, part in enumerate(self.structures):
+            if not part.supports("log_det"):
+                return f"part {i}, {part!r}, has none: {part._instead('log_det')}"
+            if i < len(self.structures) - 1 and part.core_ndim != 0:
+                return (
+                    f"part {i}, {part!r}, is not elementwise, so its value's entries are not "
+                    "the free coordinates the next part reads"
+                )
+        return None
+
+    def _instead(self, name: str) -> str:
+        if name == "log_det":
+            return self._log_det_problem() or ""
+        return super()._instead(name)
+
+    def _forward_and_log_det(self, raw: Any) -> tuple[Tensor, Tensor]:
+        """The parts' log-dets summed (chain rule), each over the entries it maps."""
+        value, log_dets = raw, []
+        for part in self.structures:
+            value, log_det = part._forward_and_log_det(value)
+            log_dets.append(log_det)
+        batch = value.shape[: value.dim() - self.core_ndim]
+        total = log_dets[-1]
+        for log_det in log_dets[:-1]:
+            total = total + log_det.reshape(*batch, -1).sum(-1)
+        return value, total
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        return self.structures[-1]._log_det_coordinates(value, tangent)
 
     def _inverse(self, value: Tensor) -> Any:
         raw: Any = value
@@ -321,6 +359,8 @@ class Sum(_Composite):
       >>> left.abs().sum().item(), right.abs().sum().item()
       (0.0, 1.0)
     """
+
+    _no_log_det = "the parts' raws overlap in what they can add, so a value has many raws"
 
     structures: tuple[AbstractStructure, ...]
     iterations: int
@@ -499,6 +539,8 @@ class Frozen(AbstractStructure):
       >>> g
       tensor([0., 0.])
     """
+
+    _no_log_det = "it passes a fixed value through and has no free coordinates"
 
     core_ndim = 0
     inverse_outside = "project"

@@ -24,9 +24,10 @@ from ._kernels import (
     project_spectrum_to_floor,
     tril_with_diagonal,
 )
+from ._packing import PackedTriangle, pack_lower
 from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
-from ._validate import check_choice, check_int, check_real
+from ._validate import check_bool, check_choice, check_int, check_real
 from .linalg import operators as ops
 
 __all__ = ["CholeskyFactor", "Correlation", "PositiveDefinite", "PositiveSemidefinite"]
@@ -35,7 +36,7 @@ _PD_METHODS = tuple(POSITIVE_DEFINITE_CHARTS)
 
 
 @dataclasses.dataclass(frozen=True)
-class PositiveDefinite(AbstractStructure):
+class PositiveDefinite(PackedTriangle):
     """Symmetric positive-definite matrices with an eigenvalue floor.
 
     ``method="cholesky"`` (default): ``apply`` builds ``L`` from the raw lower triangle with
@@ -67,13 +68,21 @@ class PositiveDefinite(AbstractStructure):
     n = 64. With the defaults, float32 Cholesky succeeds for raw of any magnitude (1e-30 to 1e4,
     zeros, -80 and -104 on the diagonal, rank-one raw) up to n = 256, measured; at n = 512
     rank-one raw of scale 100 can fail, so raise ``relative_floor`` there. The upper triangle of
-    the raw matrix is unused.
+    the raw matrix is unused; ``packed=True`` takes the lower triangle alone.
+
+    Packed, the map is a bijection from the ``n(n+1)/2`` raw entries onto the set, and
+    ``forward_and_log_det`` gives ``log|det J|`` to the member's lower triangle (row by row)
+    in closed form: ``Σ log sigmoid(x_ii) + n log 2 + Σ (n - i) log L_ii + log(1 + r)``
+    (``i`` from 0) for the Cholesky method, in O(n²); for ``"expm"``,
+    ``(n + 1)/2 · tr S + Σ_{i<j} log(sinh(δ_ij/2) / (δ_ij/2)) + log(1 + r)`` with ``δ_ij``
+    the differences of the eigenvalues of ``S`` (one ``eigvalsh``).
 
     Args:
       floor: absolute eigenvalue floor, > 0.
       relative_floor: eigenvalue floor relative to the mean eigenvalue of the base, >= 0;
         it bounds the condition number by about ``n / relative_floor``.
       method: ``"cholesky"`` or ``"expm"``.
+      packed: the raw is the lower triangle, row by row (``n(n+1)/2`` entries).
 
     Example:
       >>> a = fs.PositiveDefinite().apply(torch.zeros(3, 3))
@@ -86,17 +95,27 @@ class PositiveDefinite(AbstractStructure):
     floor: float = 1e-6
     relative_floor: float = 1e-5
     method: str = "cholesky"
+    packed: bool = False
 
     dtypes = LINALG_DTYPES
-    square = True
 
     def __post_init__(self) -> None:
         check_choice(self, "method", self.method, _PD_METHODS)
         check_real(self, "floor", self.floor, minimum=0, min_open=True)
         check_real(self, "relative_floor", self.relative_floor, minimum=0)
+        check_bool(self, "packed", self.packed)
 
     def _apply(self, raw: Tensor) -> Tensor:
-        return POSITIVE_DEFINITE_CHARTS[self.method].forward(raw, self.floor, self.relative_floor)
+        chart = POSITIVE_DEFINITE_CHARTS[self.method]
+        return chart.forward(self._full_raw(raw), self.floor, self.relative_floor)
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        chart = POSITIVE_DEFINITE_CHARTS[self.method]
+        assert chart.forward_and_log_det is not None
+        return chart.forward_and_log_det(self._full_raw(raw), self.floor, self.relative_floor)
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        return pack_lower(tangent, strict=False)
 
     def _operator(self, raw: Tensor) -> ops.Operator:
         # The chart's factor is not the member's (the floor adds t I): one Cholesky of the member.
@@ -104,7 +123,7 @@ class PositiveDefinite(AbstractStructure):
 
     def _inverse(self, value: Tensor) -> Tensor:
         chart = POSITIVE_DEFINITE_CHARTS[self.method]
-        return chart.inverse(value, self.floor, self.relative_floor)
+        return self._packed_raw(chart.inverse(value, self.floor, self.relative_floor))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mT, atol, rtol)
@@ -135,7 +154,7 @@ class PositiveDefinite(AbstractStructure):
         if self.method == "expm":  # the same members as the Cholesky method draws
             cholesky = POSITIVE_DEFINITE_CHARTS["cholesky"]
             return self._inverse(cholesky.forward(raw, self.floor, self.relative_floor))
-        return raw
+        return self._packed_raw(raw)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +184,11 @@ class PositiveSemidefinite(AbstractStructure):
       >>> s.init((3, 3)).shape
       torch.Size([3, 1])
     """
+
+    _no_log_det = (
+        "F and F Q give the same F Fᵀ for every orthogonal Q, so apply is not one-to-one; for"
+        " full-rank matrices use PositiveDefinite(packed=True)"
+    )
 
     rank: int | None = None
 
@@ -232,7 +256,7 @@ class PositiveSemidefinite(AbstractStructure):
 
 
 @dataclasses.dataclass(frozen=True)
-class CholeskyFactor(AbstractStructure):
+class CholeskyFactor(PackedTriangle):
     """Lower-triangular matrices with diagonal at least ``floor`` > 0 (Cholesky factors).
 
     ``apply`` keeps the strict lower triangle of the raw matrix and puts
@@ -242,8 +266,12 @@ class CholeskyFactor(AbstractStructure):
     ``floor / 2`` (a margin for rounding, independent of ``atol``: the zero matrix is not a
     member) and an upper triangle that is zero within tolerance.
 
+    Packed, the raw is the lower triangle alone and ``forward_and_log_det`` gives
+    ``Σ log sigmoid(raw_ii)``, the log-det from the raw entries to the factor's lower triangle.
+
     Args:
       floor: the smallest diagonal entry, > 0.
+      packed: the raw is the lower triangle, row by row (``n(n+1)/2`` entries).
 
     Example:
       >>> fs.CholeskyFactor().apply(torch.zeros(2, 2)).diagonal()
@@ -251,17 +279,26 @@ class CholeskyFactor(AbstractStructure):
     """
 
     floor: float = 1e-6
+    packed: bool = False
 
     dtypes = LINALG_DTYPES
-    square = True
     inverse_outside = "project"
 
     def __post_init__(self) -> None:
         check_real(self, "floor", self.floor, minimum=0, min_open=True)
+        check_bool(self, "packed", self.packed)
 
     def _apply(self, raw: Tensor) -> Tensor:
-        diag = F.softplus(raw.diagonal(dim1=-2, dim2=-1)) + self.floor
-        return tril_with_diagonal(raw, diag)
+        full = self._full_raw(raw)
+        diag = F.softplus(full.diagonal(dim1=-2, dim2=-1)) + self.floor
+        return tril_with_diagonal(full, diag)
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        log_det = F.logsigmoid(self._full_raw(raw).diagonal(dim1=-2, dim2=-1)).sum(-1)
+        return self._apply(raw), log_det
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        return pack_lower(tangent, strict=False)
 
     def _operator(self, raw: Tensor) -> ops.Operator:
         return ops.Triangular(self._apply(raw), upper=False)
@@ -269,7 +306,7 @@ class CholeskyFactor(AbstractStructure):
     def _inverse(self, value: Tensor) -> Tensor:
         tiny = torch.finfo(value.dtype).tiny
         diag = inverse_softplus((value.diagonal(dim1=-2, dim2=-1) - self.floor).clamp_min(tiny))
-        return tril_with_diagonal(value, diag)
+        return self._packed_raw(tril_with_diagonal(value, diag))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         lower = close(value, torch.tril(value), atol, rtol)
@@ -288,7 +325,7 @@ class CholeskyFactor(AbstractStructure):
         return torch.where(lowest > 0, self.floor / lowest.clamp_min(tiny), torch.inf)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return lower_factor_raw(shape, generator, dtype, device)
+        return self._packed_raw(lower_factor_raw(shape, generator, dtype, device))
 
 
 # Added to the softplus diagonal before the rows are normalized: softplus underflows to exactly 0
@@ -304,7 +341,7 @@ def _unit_rows(raw: Tensor) -> Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class Correlation(AbstractStructure):
+class Correlation(PackedTriangle):
     """Correlation matrices: symmetric, unit diagonal, eigenvalues at least ``floor``.
 
     ``apply`` normalizes the rows of a lower-triangular factor ``L`` (diagonal
@@ -318,8 +355,16 @@ class Correlation(AbstractStructure):
     lands in the set and fixes members; it is the nearest correlation matrix up to the
     convergence of those steps.
 
+    ``packed=True`` takes the ``n(n-1)/2`` entries below the diagonal alone, and the factor's
+    rows are ``[x_i, 1] / ‖[x_i, 1]‖`` (row ``i`` of ``L`` from the ``i`` raw entries of row
+    ``i``): a bijection onto the set, whose ``forward_and_log_det`` to the member's strict lower
+    triangle is ``(n + 1) Σ log L_ii + n(n-1)/2 · log(1 - floor)`` (each row's normalization
+    contributes ``L_ii^(i+2)``, the map ``L -> L Lᵀ`` ``∏ L_ii^(n-1-i)``, ``i`` from 0). The
+    full form's raw diagonal only scales rows, which normalizing undoes: it is not a bijection.
+
     Args:
       floor: the eigenvalue floor, in ``(0, 1)``.
+      packed: the raw is the strict lower triangle, row by row (``n(n-1)/2`` entries).
 
     Example:
       >>> c = fs.Correlation().apply(torch.randn(3, 3))
@@ -330,12 +375,24 @@ class Correlation(AbstractStructure):
     """
 
     floor: float = 1e-4
+    packed: bool = False
 
     dtypes = LINALG_DTYPES
-    square = True
+    _strict = True
 
     def __post_init__(self) -> None:
         check_real(self, "floor", self.floor, minimum=0, maximum=1, min_open=True, max_open=True)
+        check_bool(self, "packed", self.packed)
+
+    def _factor(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """The unit-row factor ``L`` and, packed, ``log L_ii`` (zeros for the full form)."""
+        if not self.packed:
+            factor = _unit_rows(raw)
+            return factor, torch.zeros_like(factor[..., 0])
+        full = self._full_raw(raw)
+        rows = torch.tril(full, -1) + eye_like(full)
+        norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True)
+        return rows / norm, -norm.squeeze(-1).log()
 
     def _from_factor(self, factor: Tensor) -> Tensor:
         gram = (1 - self.floor) * (factor @ factor.mT)
@@ -344,7 +401,24 @@ class Correlation(AbstractStructure):
         )
 
     def _apply(self, raw: Tensor) -> Tensor:
-        return self._from_factor(_unit_rows(raw))
+        return self._from_factor(self._factor(raw)[0])
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        factor, log_diagonal = self._factor(raw)
+        n = factor.shape[-1]
+        constant = n * (n - 1) / 2 * math.log1p(-self.floor)
+        return self._from_factor(factor), (n + 1) * log_diagonal.sum(-1) + constant
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        return pack_lower(tangent, strict=True)
+
+    def _instead(self, name: str) -> str:
+        if name == "log_det" and not self.packed:
+            return (
+                "its raw diagonal only scales rows that are then normalized, so apply is not a "
+                "bijection; use packed=True, whose raw is the strict lower triangle"
+            )
+        return super()._instead(name)
 
     def _operator(self, raw: Tensor) -> ops.Operator:
         return ops.PositiveDefinite(self._apply(raw))
@@ -353,6 +427,8 @@ class Correlation(AbstractStructure):
         shift = torch.full(value.shape[:-2], -self.floor, dtype=value.dtype, device=value.device)
         factor = boundary_cholesky(add_to_diagonal(value, shift) / (1 - self.floor), value)
         diag = factor.diagonal(dim1=-2, dim2=-1)
+        if self.packed:  # row i is [x_i, 1] up to its norm
+            return self._packed_raw(factor / diag.unsqueeze(-1))
         # Any positive multiple of a row normalizes to the same row: scale row i by
         # 1 + offset / L_ii, so that its diagonal minus the offset is exactly L_ii > 0.
         scale = (1 + _DIAGONAL_OFFSET / diag).unsqueeze(-1)
@@ -394,4 +470,5 @@ class Correlation(AbstractStructure):
         return (1 - alpha) * y + alpha * eye_like(y)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return lower_factor_raw(shape, generator, dtype, device)
+        # Its diagonal is softplus⁻¹(1): packed, the rows [x_i, 1] are the same directions.
+        return self._packed_raw(lower_factor_raw(shape, generator, dtype, device))

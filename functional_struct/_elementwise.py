@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,8 @@ __all__ = ["Bounded", "Positive", "inverse_softplus"]
 
 
 class _AbstractElementwise(AbstractStructure):
+    """An elementwise bijection: every entry is a batch element, and its own log-det."""
+
     core_ndim = 0
     inverse_outside = "project"
 
@@ -49,6 +52,9 @@ class Positive(_AbstractElementwise):
 
     def _apply(self, raw: Tensor) -> Tensor:
         return F.softplus(raw) + self.min
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        return self._apply(raw), F.logsigmoid(raw)  # softplus' = sigmoid
 
     def _inverse(self, value: Tensor) -> Tensor:
         tiny = torch.finfo(value.dtype).tiny
@@ -85,6 +91,11 @@ class Bounded(_AbstractElementwise):
 
     def _apply(self, raw: Tensor) -> Tensor:
         return self.low + (self.high - self.low) * torch.sigmoid(raw)
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        # sigmoid' = sigmoid(x) sigmoid(-x), in logs so that large |raw| stays finite
+        log_det = math.log(self.high - self.low) + F.logsigmoid(raw) + F.logsigmoid(-raw)
+        return self._apply(raw), log_det
 
     def _inverse(self, value: Tensor) -> Tensor:
         eps = torch.finfo(value.dtype).eps

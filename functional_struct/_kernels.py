@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import _guards
@@ -33,6 +34,7 @@ __all__ = [
     "inverse_softplus",
     "largest_entry_signs",
     "lift_to_floor",
+    "log_softplus",
     "lower_factor_raw",
     "polar",
     "polar_factor",
@@ -132,6 +134,18 @@ def inverse_softplus(y: Tensor) -> Tensor:
       tensor([-3.0000,  0.5000, 30.0000])
     """
     return y + torch.log(-torch.expm1(-y))
+
+
+def log_softplus(x: Tensor) -> Tensor:
+    """``log(softplus(x))``, also where ``softplus`` underflows (``x - exp(x) / 2`` below -15).
+
+    Example:
+      >>> log_softplus(torch.tensor([-1000.0, 0.0]))
+      tensor([-1000.0000,    -0.3665])
+    """
+    small = x < -15
+    tail = x - torch.exp(torch.where(small, x, 0.0)) / 2
+    return torch.where(small, tail, F.softplus(torch.where(small, 0.0, x)).log())
 
 
 def rounding_level(scale: Tensor, n: int, dtype: torch.dtype | None = None) -> Tensor:

@@ -98,6 +98,10 @@ class Kronecker(AbstractStructure[Any]):
               [0., 0., 1., 1.]])
     """
 
+    _no_log_det = (
+        "the factors' scales trade off (a ⊗ b = (c a) ⊗ (b / c)), so apply is not one-to-one"
+    )
+
     factors: tuple[AbstractStructure[Any], ...]
     sizes: tuple[tuple[int, int], ...]
 

@@ -225,6 +225,25 @@ class AbstractLinear(AbstractStructure):
     def _project(self, value: Tensor) -> Tensor:
         return self._project_full(value)
 
+    # ------------------------------------------------------------- capability "log_det"
+    def supports(self, name: str) -> bool:
+        """The packed form is a bijection (log-det 0); the full form projects, and is not."""
+        if name == "log_det" and not self.packed:
+            return False
+        return super().supports(name)
+
+    def _instead(self, name: str) -> str:
+        if name == "log_det" and not self.packed:
+            return "its full raw form is projected onto the set, not a bijection; use packed=True"
+        return super()._instead(name)
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        return self._apply(raw), raw.new_zeros(raw.shape[:-1])  # coordinates to themselves
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        m, n = value.shape[-2:]
+        return self._pattern(m, n, value.device).coordinates(tangent)
+
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         return close(value, self._project_full(value), atol, rtol)
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from ._rawform import RawShape, one_tensor
 from ._structure import AbstractStructure
-from ._validate import check_int, check_real
+from ._validate import check_bool, check_int, check_real
 
 __all__ = ["DoublyStochastic", "Simplex", "UnitNorm"]
 
@@ -38,8 +40,14 @@ class Simplex(_AbstractAlongDim):
     reaches only by underflow, map to the log of the smallest normal number); ``project`` is the
     exact Euclidean projection onto the simplex (sort and threshold), not a softmax.
 
+    ``softmax`` of ``n`` logits is not a bijection (adding a constant to all of them changes
+    nothing). ``packed=True`` takes ``n - 1`` logits along ``dim`` and returns
+    ``softmax([x, 0])``: a bijection onto the open simplex, whose ``forward_and_log_det`` to the
+    first ``n - 1`` entries is ``Σ log p_i`` over all ``n`` entries (``det(diag(p') - p'p'ᵀ)``).
+
     Args:
       dim: the dim that sums to one, negative; -1 makes each row of a matrix a distribution.
+      packed: the raw has ``n - 1`` logits along ``dim``, the last one fixed at 0.
 
     Example:
       >>> fs.Simplex().project(torch.tensor([0.5, 0.9, -1.0]))
@@ -47,15 +55,65 @@ class Simplex(_AbstractAlongDim):
     """
 
     dim: int = -1
+    packed: bool = False
 
     def __post_init__(self) -> None:
         _check_dim(self, self.dim)
+        check_bool(self, "packed", self.packed)
+
+    def raw_shape(self, shape: tuple[int, ...]) -> RawShape:
+        """The value's shape, or packed with one entry fewer along ``dim``."""
+        if not self.packed:
+            return torch.Size(shape)
+        sizes = list(shape)
+        sizes[self.dim] -= 1
+        return torch.Size(sizes)
+
+    def value_shape(self, raw_shape: RawShape) -> torch.Size:
+        """The raw's shape, or packed with one entry more along ``dim``."""
+        if not self.packed:
+            return super().value_shape(raw_shape)
+        sizes = list(one_tensor(raw_shape, -self.dim))
+        sizes[self.dim] += 1
+        return torch.Size(sizes)
+
+    def _logits(self, raw: Tensor) -> Tensor:
+        if not self.packed:
+            return raw
+        return F.pad(raw.movedim(self.dim, -1), (0, 1)).movedim(-1, self.dim)
 
     def _apply(self, raw: Tensor) -> Tensor:
-        return torch.softmax(raw, self.dim)
+        return torch.softmax(self._logits(raw), self.dim)
+
+    def supports(self, name: str) -> bool:
+        """The log-det capability needs the packed form (softmax of n logits is not one-to-one)."""
+        if name == "log_det" and not self.packed:
+            return False
+        return super().supports(name)
+
+    def _instead(self, name: str) -> str:
+        if name == "log_det" and not self.packed:
+            return (
+                "softmax of n logits is not a bijection (a constant added to every logit "
+                "changes nothing); use packed=True, whose n - 1 logits x give softmax([x, 0])"
+            )
+        return super()._instead(name)
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        log_p = torch.log_softmax(self._logits(raw), self.dim)
+        log_det = log_p.flatten(log_p.dim() - self.core_ndim).sum(-1)
+        return log_p.exp(), log_det
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        kept = tangent.narrow(self.dim, 0, tangent.shape[self.dim] - 1)
+        return kept.flatten(kept.dim() - self.core_ndim)
 
     def _inverse(self, value: Tensor) -> Tensor:
-        return value.clamp_min(torch.finfo(value.dtype).tiny).log()
+        log = value.clamp_min(torch.finfo(value.dtype).tiny).log()
+        if not self.packed:
+            return log
+        n = log.shape[self.dim]
+        return log.narrow(self.dim, 0, n - 1) - log.narrow(self.dim, n - 1, 1)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         total = value.sum(self.dim)
@@ -74,7 +132,9 @@ class Simplex(_AbstractAlongDim):
         return (v - theta).clamp_min(0).movedim(-1, self.dim)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+        batch = shape[: len(shape) - self.core_ndim]
+        core = self.raw_shape(tuple(shape[len(shape) - self.core_ndim :]))
+        return torch.randn((*batch, *core), generator=generator, dtype=dtype, device=device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +153,11 @@ class UnitNorm(_AbstractAlongDim):
       tensor([[0.6000, 0.8000],
               [1.0000, 0.0000]])
     """
+
+    _no_log_det = (
+        "apply divides by the norm, so every positive multiple of a raw gives the same value "
+        "(and no bijection from a vector space reaches the whole sphere)"
+    )
 
     dim: int = -1
     inverse_outside = "project"
@@ -173,6 +238,11 @@ class DoublyStochastic(AbstractStructure):
       >>> torch.allclose(p.sum(-1), torch.ones(3), atol=1e-3)
       True
     """
+
+    _no_log_det = (
+        "Sinkhorn's map gives the same value for logits that differ by row and column "
+        "constants, so apply is not one-to-one"
+    )
 
     iterations: int = 50
     tolerance: float = 1e-3

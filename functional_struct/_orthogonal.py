@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import Tensor
@@ -11,9 +12,10 @@ from . import _guards
 from ._charts import ORTHOGONAL_CHARTS, ROTATION_CHARTS
 from ._kernels import draw_in_range as draw_in_range
 from ._kernels import eye_like, flip_smallest_where_reflection, haar_raw, polar_factor
+from ._packing import PackedTriangle, pack_lower
 from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
-from ._validate import check_choice
+from ._validate import check_bool, check_choice
 from .linalg import operators as ops
 
 __all__ = ["Orthogonal", "SpecialOrthogonal"]
@@ -110,9 +112,18 @@ class Orthogonal(AbstractStructure):
         chart = ORTHOGONAL_CHARTS[self.method]
         return haar_raw(chart.inverse, shape, generator, dtype, device, chart.init_rounds)
 
+    def _instead(self, name: str) -> str:
+        if name == "log_det":
+            return (
+                "the orthogonal group has two components, which no bijection from a vector "
+                "space reaches (and the raw diagonal is unused); for rotations use "
+                "SpecialOrthogonal(packed=True), the Cayley map with a closed-form log-det"
+            )
+        return super()._instead(name)
+
 
 @dataclasses.dataclass(frozen=True)
-class SpecialOrthogonal(AbstractStructure):
+class SpecialOrthogonal(PackedTriangle):
     """Rotations: square orthogonal matrices with determinant +1.
 
     The Cayley map of ``Orthogonal`` without its sign: the whole raw diagonal is unused, and
@@ -121,20 +132,47 @@ class SpecialOrthogonal(AbstractStructure):
     at most 100, as for ``Orthogonal``); ``project`` is the nearest rotation,
     ``U diag(1, ..., 1, det(U Vᵀ)) Vᵀ``.
 
+    ``packed=True`` takes the ``n(n-1)/2`` entries below the diagonal alone: a bijection onto
+    the rotations without an eigenvalue -1 (all but a set of measure zero). Its
+    ``forward_and_log_det`` measures volume in the coordinates ``Qᵀ dQ`` below the diagonal
+    (the Haar measure with the metric ``‖Qᵀ dQ‖²_F / 2``): ``Qᵀ dQ = 2 (I + A)⁻¹ dA (I - A)⁻¹``
+    for the skew ``A``, so ``log|det J| = n(n-1)/2 · log 2 - (n - 1) log det(I - A)``, from the
+    one LU factorization of ``I - A`` that also gives ``Q``.
+
+    Args:
+      packed: the raw is the strict lower triangle, row by row (``n(n-1)/2`` entries).
+
     Example:
       >>> q = fs.SpecialOrthogonal().apply(torch.randn(3, 3))
       >>> round(float(torch.linalg.det(q)), 4)
       1.0
     """
 
+    packed: bool = False
+
     dtypes = LINALG_DTYPES
-    square = True
+    _strict = True
+
+    def __post_init__(self) -> None:
+        check_bool(self, "packed", self.packed)
 
     def _apply(self, raw: Tensor) -> Tensor:
-        return ROTATION_CHARTS["cayley"].forward(raw)
+        return ROTATION_CHARTS["cayley"].forward(self._full_raw(raw))
+
+    def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        lower = torch.tril(self._full_raw(raw), -1)
+        eye = eye_like(lower)
+        factor = ops.LU(eye - lower + lower.mT)
+        q = 2 * factor.inv() - eye
+        n = q.shape[-1]
+        log_det = n * (n - 1) / 2 * math.log(2) - (n - 1) * factor.slogdet()[1]
+        return q, log_det
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        return pack_lower(value.mT @ tangent, strict=True)
 
     def _inverse(self, value: Tensor) -> Tensor:
-        return ROTATION_CHARTS["cayley"].inverse(value)
+        return self._packed_raw(ROTATION_CHARTS["cayley"].inverse(value))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         orthogonal = close(value.mT @ value, eye_like(value), atol, rtol)
@@ -150,4 +188,5 @@ class SpecialOrthogonal(AbstractStructure):
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         chart = ROTATION_CHARTS["cayley"]
-        return haar_raw(chart.inverse, shape, generator, dtype, device, rotations=True)
+        raw = haar_raw(chart.inverse, shape, generator, dtype, device, rotations=True)
+        return self._packed_raw(raw)

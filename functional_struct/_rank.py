@@ -137,6 +137,11 @@ class LowRank(AbstractStructure):
       (torch.Size([5, 1]), torch.Size([4, 1]))
     """
 
+    _no_log_det = (
+        "(U G, V G⁻ᵀ) give the same U Vᵀ for every invertible G (gauge freedom), so apply is "
+        "not one-to-one; for covariances use PositiveDefinite(packed=True)"
+    )
+
     rank: int
 
     dtypes = LINALG_DTYPES
@@ -216,6 +221,11 @@ class FixedRank(AbstractStructure):
       >>> int(torch.linalg.matrix_rank(a))
       2
     """
+
+    _no_log_det = (
+        "its factors have gauge freedom (rotations of the singular vectors with equal "
+        "singular values, signs), so apply is not one-to-one"
+    )
 
     rank: int
     floor: float = 1e-6
@@ -345,6 +355,8 @@ class Invertible(AbstractStructure):
       True
     """
 
+    _no_log_det = "its polar raw is not packed (unused entries), so apply is not a bijection"
+
     floor: float = 1e-6
     relative_floor: float = 1e-3
 
@@ -425,6 +437,8 @@ class SpecialLinear(AbstractStructure):
       1.0
     """
 
+    _no_log_det = "its polar raw is not packed (unused entries), so apply is not a bijection"
+
     dtypes = LINALG_DTYPES
     square = True
 
@@ -496,6 +510,11 @@ class BoundedSpectralNorm(AbstractStructure):
       tensor([[1.0000, 0.0000],
               [0.0000, 0.3333]])
     """
+
+    _no_log_det = (
+        "the norm clipping maps every raw of larger norm onto the boundary, so apply is not "
+        "one-to-one"
+    )
 
     max_norm: float = 1.0
 

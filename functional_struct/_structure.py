@@ -237,10 +237,23 @@ class AbstractStructure(abc.ABC, Generic[R]):
         return getattr(type(self), method) is not getattr(AbstractStructure, method)
 
     def _unsupported(self, name: str) -> NotSupported:
-        """The error a capability's default raises: it names the structure and the capability."""
+        """The error a capability's default raises: structure, capability, what to use instead."""
+        hint = self._instead(name)
         return NotSupported(
-            f"{self!r} does not support {name!r} (s.supports({name!r}) is False for it)."
+            f"{self!r} does not support {name!r} (s.supports({name!r}) is False for it)"
+            + (f": {hint}" if hint else ".")
         )
+
+    _no_log_det: ClassVar[str] = "its map from raw to value is not a bijection of the raw entries"
+    """Why the structure has no log-det (the ``NotSupported`` message's reason)."""
+
+    def _instead(self, name: str) -> str:
+        """Why this structure lacks capability ``name`` and what to use instead ('' if unknown)."""
+        return self._no_log_det if name == "log_det" else ""
+
+    def _require(self, name: str) -> None:
+        if not self.supports(name):
+            raise self._unsupported(name)
 
     @capability("linalg")
     def _operator(self, raw: R) -> Operator:
@@ -255,6 +268,28 @@ class AbstractStructure(abc.ABC, Generic[R]):
         from .linalg.operators import Dense
 
         return Dense(self._apply(raw))
+
+    @capability("log_det")
+    def _forward_and_log_det(self, raw: R) -> tuple[Tensor, Tensor]:
+        """``apply(raw)`` and ``log|det J|`` of the map (capability "log_det").
+
+        Provided by structures whose map is a bijection from the raw's entries (a packed raw:
+        every entry is a free coordinate) onto the set. ``J`` is the Jacobian from the raw
+        entries to the coordinates :meth:`_log_det_coordinates` reads off a tangent; the
+        log-det has the batch shape. Called on a checked raw, possibly with zeros where the
+        caller masks non-finite entries afterwards; it must not raise on values.
+        """
+        raise self._unsupported("log_det")
+
+    def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
+        """The free coordinates of ``tangent`` at ``value``: ``(..., d)`` (capability "log_det").
+
+        The coordinates in which :meth:`forward_and_log_det` measures volume on the set. The
+        default reads every entry of the core (elementwise sets); structures with fewer free
+        coordinates (a triangle, a packed pattern, ``Qᵀ dQ`` below the diagonal) override it.
+        ``tangent`` may have more leading dims than ``value``; they broadcast.
+        """
+        return tangent.reshape(*tangent.shape[: tangent.dim() - self.core_ndim], -1)
 
     # ----------------------------------------------------------------------------- public API
     def apply(self, raw: R) -> Tensor:
@@ -390,6 +425,60 @@ class AbstractStructure(abc.ABC, Generic[R]):
         """
         self._check_value(value, "init_like", "value")
         return self.init(value.shape, generator=generator, dtype=value.dtype, device=value.device)
+
+    def forward_and_log_det(self, raw: R) -> tuple[Tensor, Tensor]:
+        """``apply(raw)`` and the log-absolute-determinant of the map's Jacobian.
+
+        For structures whose map is a bijection from the raw's entries onto the set
+        (``s.supports("log_det")``: elementwise sets and packed forms): ``log_det`` is
+        ``log|det J|``, ``J`` the Jacobian from the raw entries to the set's free coordinates
+        that each structure documents (the lower triangle for symmetric sets, ``Qᵀ dQ`` below
+        the diagonal for rotations, ...). A density ``p`` on the set pulls back to the raw
+        entries as ``p(apply(raw)) * exp(log_det)``. Closed forms: never a dense Jacobian.
+
+        Args:
+          raw: a raw tensor; leading dims are batch dims.
+
+        Returns:
+          ``(value, log_det)``: ``value == apply(raw)`` and ``log_det`` of the batch shape (for
+          elementwise sets, every entry is its own batch element); both NaN for a batch
+          element whose raw has a NaN or Inf entry.
+
+        Raises:
+          NotSupported: the map is not a bijection of its raw entries; the message says what
+            to use instead (usually ``packed=True``).
+
+        Example:
+          >>> value, log_det = fs.Positive().forward_and_log_det(torch.tensor([0.0, 2.0]))
+          >>> log_det  # log softplus'(raw) = log sigmoid(raw)
+          tensor([-0.6931, -0.1269])
+        """
+        self._require("log_det")
+        self._check_raw(raw, "forward_and_log_det")
+        return self._log_det_at(raw)
+
+    def inverse_and_log_det(self, value: Tensor) -> tuple[R, Tensor]:
+        """``inverse(value)`` and ``log|det|`` of the inverse map's Jacobian.
+
+        The negative of :meth:`forward_and_log_det`'s at ``raw = inverse(value)`` (an inverse
+        and a forward). A value outside the set gets what ``inverse`` gives it (NaN, or the
+        projection's raw where ``inverse_outside == "project"``).
+
+        Example:
+          >>> raw, log_det = fs.Positive().inverse_and_log_det(torch.tensor([0.5]))
+          >>> torch.allclose(log_det, -fs.Positive().forward_and_log_det(raw)[1])
+          True
+        """
+        self._require("log_det")
+        raw = self.inverse(value)
+        return raw, -self._log_det_at(raw)[1]
+
+    def _log_det_at(self, raw: R) -> tuple[Tensor, Tensor]:
+        """The hook on a raw with non-finite entries zeroed, its log-det NaN there after."""
+        assert isinstance(raw, Tensor)  # every structure with the capability has one raw tensor
+        value, log_det = self._forward_and_log_det(finite_or_zero(raw))  # type: ignore[arg-type]
+        finite = torch.isfinite(raw).reshape(*log_det.shape, -1).all(-1)
+        return nan_where_not(finite, value), torch.where(finite, log_det, torch.nan)
 
     # ------------------------------------------------------------------------ for subclasses
     @abc.abstractmethod
@@ -612,7 +701,9 @@ def _value_of_raw(structure: AbstractStructure[Any], cores: RawShape) -> torch.S
 def _value_of_raw_uncached(structure: AbstractStructure[Any], cores: RawShape) -> torch.Size:
     value = structure.value_shape(cores)
     if 0 in value:
-        raise ValueError(f"stands for an empty value {tuple(value)}")
+        raise ValueError(
+            f"stands for an empty value {tuple(value)} (core dims need size >= 1)"
+        )
     if structure.square and value[-1] != value[-2]:
         raise ValueError("needs a square matrix in its last two dims")
     back = structure.raw_shape(value)

@@ -200,6 +200,11 @@ class _AbstractFixedMask(AbstractLinear):
     packed = False
     _size_formula = "the number of entries the mask keeps"
 
+    def _instead(self, name: str) -> str:
+        if name == "log_det":
+            return "its raw is the full matrix, projected onto the mask (it has no packed form)"
+        return super()._instead(name)
+
     @abc.abstractmethod
     def _mask(self, device: torch.device) -> Tensor:
         """The bool mask of the one accepted shape."""

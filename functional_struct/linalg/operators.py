@@ -11,6 +11,7 @@ from ._fourier import Toeplitz as Toeplitz
 from ._kronecker import Kronecker as Kronecker
 from ._lowrank import LowRank as LowRank
 from ._lowrank import Sum as Sum
+from ._operators import LU as LU
 from ._operators import Banded as Banded
 from ._operators import BlockDiagonal as BlockDiagonal
 from ._operators import Columns as Columns
@@ -32,6 +33,7 @@ __all__ = [
     "Factor",
     "Hankel",
     "Kronecker",
+    "LU",
     "LowRank",
     "Operator",
     "Orthogonal",
