@@ -95,6 +95,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(Bounded(-1.0, 2.0), _ELEMENTS),
     CatalogEntry(Simplex(), _VECTORS),
     CatalogEntry(Simplex(dim=-2), ((3, 4),)),
+    CatalogEntry(Simplex(packed=True), ((1,), *_VECTORS)),
+    CatalogEntry(Simplex(dim=-2, packed=True), ((3, 4),)),
     CatalogEntry(UnitNorm(), _VECTORS),
     CatalogEntry(UnitNorm(dim=-2), ((3, 4),)),
     # Rank-one logits are Sinkhorn's slowest case: at scale 1, 2 in 1000 of them (3 x 3) end
@@ -103,14 +105,24 @@ CATALOG: tuple[CatalogEntry, ...] = (
     # matrix manifolds
     CatalogEntry(PositiveDefinite(), _SQUARE),
     CatalogEntry(PositiveDefinite(method="expm"), _SQUARE, max_magnitude=5.0, finite_magnitude=5.0),
+    CatalogEntry(PositiveDefinite(packed=True), _SQUARE),
+    CatalogEntry(
+        PositiveDefinite(method="expm", packed=True),
+        _SQUARE,
+        max_magnitude=5.0,
+        finite_magnitude=5.0,
+    ),
     CatalogEntry(PositiveSemidefinite(), _SQUARE),
     CatalogEntry(PositiveSemidefinite(rank=2), ((2, 2), (3, 3), (5, 5))),
     CatalogEntry(Orthogonal(), _SQUARE + _TALL, max_magnitude=100.0),
     CatalogEntry(Orthogonal(method="expm"), _SQUARE, max_magnitude=30.0, finite_magnitude=100.0),
     CatalogEntry(Orthogonal(method="householder"), _SQUARE + _TALL, max_magnitude=100.0),
     CatalogEntry(SpecialOrthogonal(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(SpecialOrthogonal(packed=True), _SQUARE, max_magnitude=100.0),
     CatalogEntry(CholeskyFactor(), _SQUARE),
+    CatalogEntry(CholeskyFactor(packed=True), _SQUARE),
     CatalogEntry(Correlation(), _SQUARE),
+    CatalogEntry(Correlation(packed=True), _SQUARE),
     # rank and norm bounds
     CatalogEntry(LowRank(2), ((2, 2), (4, 3), (3, 5))),
     CatalogEntry(FixedRank(2), ((2, 2), (4, 3), (3, 5)), max_magnitude=100.0),

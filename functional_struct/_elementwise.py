@@ -34,6 +34,7 @@ class Positive(_AbstractElementwise):
     explodes with it; softplus grows linearly. Very negative raw reaches ``min`` itself
     (softplus underflows), which is why the set is closed. ``inverse`` of ``min`` gives a
     finite raw (about -87 in float32) whose image is ``min`` to float precision.
+    ``forward_and_log_det`` gives ``log sigmoid(raw)``, the log of the derivative.
 
     Args:
       min: the lower bound, a finite number.
@@ -71,6 +72,8 @@ class Positive(_AbstractElementwise):
 class Bounded(_AbstractElementwise):
     """Entries in ``[low, high]``: ``low + (high - low) * sigmoid(raw)``.
 
+    ``forward_and_log_det`` gives ``log(high - low) + log sigmoid(raw) + log sigmoid(-raw)``.
+
     Args:
       low: the lower bound, finite.
       high: the upper bound, finite and greater than ``low``.
@@ -90,7 +93,12 @@ class Bounded(_AbstractElementwise):
             raise invalid(self, "high", f"a finite float > low = {self.low!r}", self.high)
 
     def _apply(self, raw: Tensor) -> Tensor:
-        return self.low + (self.high - self.low) * torch.sigmoid(raw)
+        # Measured from the nearer bound, so that values and derivatives near ``high`` keep
+        # their relative precision (1 - sigmoid(x) cancels for large x).
+        width = self.high - self.low
+        return torch.where(
+            raw < 0, self.low + width * torch.sigmoid(raw), self.high - width * torch.sigmoid(-raw)
+        )
 
     def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
         # sigmoid' = sigmoid(x) sigmoid(-x), in logs so that large |raw| stays finite

@@ -701,9 +701,7 @@ def _value_of_raw(structure: AbstractStructure[Any], cores: RawShape) -> torch.S
 def _value_of_raw_uncached(structure: AbstractStructure[Any], cores: RawShape) -> torch.Size:
     value = structure.value_shape(cores)
     if 0 in value:
-        raise ValueError(
-            f"stands for an empty value {tuple(value)} (core dims need size >= 1)"
-        )
+        raise ValueError(f"stands for an empty value {tuple(value)} (core dims need size >= 1)")
     if structure.square and value[-1] != value[-2]:
         raise ValueError("needs a square matrix in its last two dims")
     back = structure.raw_shape(value)

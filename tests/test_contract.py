@@ -258,3 +258,36 @@ def test_raw_form(entry):
     for core in entry.core_shapes:
         for batch in ((), (3,), (0,)):
             testing.check_raw_form(entry.structure, (*batch, *core))
+
+
+LOG_DET_EDGE = testing._log_det.EDGE
+LOG_DET_ENTRIES = [e for e in ENTRIES if e.values[0].structure.supports("log_det")]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", LOG_DET_ENTRIES)
+@given(data=st.data())
+def test_log_det(entry, dtype, batch, data):
+    """The closed-form log-det equals the dense Jacobian's, for raw up to the range's edge."""
+    shape = _shape(data, entry, batch)
+    raw = data.draw(
+        testing.raw_tensors(
+            entry.structure,
+            shape,
+            dtype=dtype,
+            max_magnitude=min(LOG_DET_EDGE, entry.max_magnitude),
+        ),
+        label="raw",
+    )
+    testing.check_log_det(entry.structure, raw, entry.structure.apply(raw))
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e not in LOG_DET_ENTRIES])
+def test_no_log_det_says_why(entry):
+    """A structure without the capability refuses it, naming itself and a reason."""
+    structure = entry.structure
+    raw = structure.init(entry.core_shapes[0])
+    with pytest.raises(fs.NotSupported, match=r"does not support 'log_det'.*: \S+") as info:
+        structure.forward_and_log_det(raw)
+    assert repr(structure) in str(info.value)

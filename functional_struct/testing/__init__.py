@@ -34,6 +34,7 @@ from ._laws import (
 from ._laws import _batch_elements as _batch_elements
 from ._laws import _leaves as _leaves
 from ._linalg import check_linalg
+from ._log_det import check_log_det
 from ._registry import CAPABILITY_LAWS, LAWS, CapabilityLaw, laws_for, register_law
 from ._strategies import catalog, members, raw_tensors, shapes, tensors
 
@@ -52,6 +53,7 @@ __all__ = [
     "check_inverse",
     "check_laws",
     "check_linalg",
+    "check_log_det",
     "check_membership",
     "check_outside",
     "check_projection",

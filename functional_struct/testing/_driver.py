@@ -136,6 +136,10 @@ def check_laws(
                 _run("batching", structure, check_batching, moderate, arbitrary)
             for name, law in capability_laws:
                 _run(name, structure, law.check, moderate, structure.apply(moderate))
+                if law.edge is not None and min(law.edge, max_magnitude) > 1:
+                    scale = min(law.edge, max_magnitude)
+                    edge = _draw_raw(structure, full, dtype, gen, "normal", scale)
+                    _run(name, structure, law.check, edge, structure.apply(edge))
     if "derivatives" in laws:
         raw = _draw_raw(structure, (2, *shape), torch.float64, gen, "normal", 1.0)
         _run("derivatives", structure, check_derivatives, raw)

@@ -31,17 +31,26 @@ class CapabilityLaw(NamedTuple):
       capability: the capability's name (``fs.AbstractStructure.supports(capability)``).
       check: ``check(structure, raw, value)`` raises :class:`LawError` when the law breaks;
         ``raw`` is a batch of raw inputs of moderate size and ``value`` their image.
+      edge: if set, the check also runs on raw of this magnitude (capped at the structure's
+        ``max_magnitude``), for laws that must hold near the edge of a documented range.
     """
 
     capability: str
     check: Callable[[Any, Any, Tensor], None]
+    edge: float | None = None
 
 
 CAPABILITY_LAWS: dict[str, CapabilityLaw] = {}
 """Laws of optional capabilities by law name; :func:`register_law` adds to it."""
 
 
-def register_law(name: str, check: Callable[[Any, Any, Tensor], None], *, capability: str) -> None:
+def register_law(
+    name: str,
+    check: Callable[[Any, Any, Tensor], None],
+    *,
+    capability: str,
+    edge: float | None = None,
+) -> None:
     """Add a law for the structures that have an optional capability.
 
     :func:`check_laws` then runs it on every structure whose ``supports(capability)`` is True,
@@ -51,6 +60,7 @@ def register_law(name: str, check: Callable[[Any, Any, Tensor], None], *, capabi
       name: the law's name (used in ``laws=`` and in :class:`LawError` messages).
       check: ``check(structure, raw, value)``, raising :class:`LawError` via ``fail``.
       capability: the capability the law is about.
+      edge: also run the check on raw of this magnitude, capped at ``max_magnitude``.
 
     Raises:
       ValueError: the name is taken, or no capability has that name.
@@ -62,7 +72,7 @@ def register_law(name: str, check: Callable[[Any, Any, Tensor], None], *, capabi
             f"register_law: no capability is named {capability!r} (declared: "
             f"{', '.join(map(repr, CAPABILITIES)) or 'none'})."
         )
-    CAPABILITY_LAWS[name] = CapabilityLaw(capability, check)
+    CAPABILITY_LAWS[name] = CapabilityLaw(capability, check, edge)
 
 
 def laws_for(structure: AbstractStructure[Any]) -> tuple[str, ...]:
