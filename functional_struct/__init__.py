@@ -14,6 +14,11 @@ from ._definite import CholeskyFactor as CholeskyFactor
 from ._definite import Correlation as Correlation
 from ._definite import PositiveDefinite as PositiveDefinite
 from ._definite import PositiveSemidefinite as PositiveSemidefinite
+from ._distributions import StructureConstraint as StructureConstraint
+from ._distributions import StructureTransform as StructureTransform
+from ._distributions import as_transform as as_transform
+from ._distributions import constraint as constraint
+from ._distributions import register_transforms as register_transforms
 from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
 from ._interop import StructureParametrization as StructureParametrization
@@ -79,7 +84,9 @@ __all__ = [
     "SkewSymmetric",
     "SpecialLinear",
     "SpecialOrthogonal",
+    "StructureConstraint",
     "StructureParametrization",
+    "StructureTransform",
     "StructureTree",
     "Sum",
     "Symmetric",
@@ -87,7 +94,10 @@ __all__ = [
     "UnitNorm",
     "UpperTriangular",
     "as_parametrization",
+    "as_transform",
+    "constraint",
     "default_tolerances",
     "linalg",
+    "register_transforms",
     "structure",
 ]

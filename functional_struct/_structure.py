@@ -477,7 +477,9 @@ class AbstractStructure(abc.ABC, Generic[R]):
         """The hook on a raw with non-finite entries zeroed, its log-det NaN there after."""
         assert isinstance(raw, Tensor)  # every structure with the capability has one raw tensor
         value, log_det = self._forward_and_log_det(finite_or_zero(raw))  # type: ignore[arg-type]
-        finite = torch.isfinite(raw).reshape(*log_det.shape, -1).all(-1)
+        finite = torch.isfinite(raw)
+        if raw.dim() > log_det.dim():  # reduce the raw's core dims (none for elementwise sets)
+            finite = finite.flatten(log_det.dim()).all(-1)
         return nan_where_not(finite, value), torch.where(finite, log_det, torch.nan)
 
     # ------------------------------------------------------------------------ for subclasses
