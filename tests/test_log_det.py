@@ -125,7 +125,8 @@ def test_extreme_raw_gives_finite_log_det_and_gradients(structure, scale):
     if isinstance(structure, fs.PositiveDefinite) and structure.method == "expm":
         raw = raw.clamp(-5, 5)  # the documented range of the exponential chart
     value, log_det = structure.forward_and_log_det(raw)
-    assert torch.isfinite(value).all() and torch.isfinite(log_det).all()
+    assert torch.isfinite(value).all()
+    assert torch.isfinite(log_det).all()
     g = grad(lambda r: structure.forward_and_log_det(r)[1].sum())(raw)
     assert torch.isfinite(g).all()
 
@@ -137,7 +138,8 @@ def test_non_finite_raw_gives_nan_for_that_element_only(structure):
     raw = raw.clone()
     raw[1, 0] = math.inf
     value, log_det = structure.forward_and_log_det(raw)
-    assert torch.isnan(log_det[1]) and torch.isnan(value[1]).all()
+    assert torch.isnan(log_det[1])
+    assert torch.isnan(value[1]).all()
     clean = structure.forward_and_log_det(raw[[0, 2]])[1]
     assert torch.equal(log_det[[0, 2]], clean)
 
@@ -146,18 +148,23 @@ def test_non_member_into_inverse_and_log_det_gives_nan():
     structure = fs.PositiveDefinite(packed=True)
     values = torch.stack([torch.eye(3), -torch.eye(3), torch.full((3, 3), math.nan)])
     raw, log_det = structure.inverse_and_log_det(values)
-    assert torch.isfinite(raw[0]).all() and torch.isfinite(log_det[0])
-    assert torch.isnan(raw[1:]).all() and torch.isnan(log_det[1:]).all()
+    assert torch.isfinite(raw[0]).all()
+    assert torch.isfinite(log_det[0])
+    assert torch.isnan(raw[1:]).all()
+    assert torch.isnan(log_det[1:]).all()
 
 
 @pytest.mark.parametrize("structure", PACKED, ids=repr)
 def test_empty_batch_and_meta_device(structure):
     raw = structure.init((0, 3, 3))
     value, log_det = structure.forward_and_log_det(raw)
-    assert value.shape == (0, 3, 3) and log_det.shape == (0,)
+    assert value.shape == (0, 3, 3)
+    assert log_det.shape == (0,)
     meta = torch.empty(2, *structure.raw_shape((3, 3)), device="meta")
     value, log_det = structure.forward_and_log_det(meta)
-    assert value.shape == (2, 3, 3) and log_det.shape == (2,) and log_det.is_meta
+    assert value.shape == (2, 3, 3)
+    assert log_det.shape == (2,)
+    assert log_det.is_meta
 
 
 def test_chain_sums_its_parts_log_dets():
@@ -178,7 +185,8 @@ def test_vmap_grad_jacfwd_of_log_det_agree():
     batched = vmap(grad(log_det))(raw)
     forward = vmap(jacfwd(log_det))(raw)
     looped = torch.stack([grad(log_det)(r) for r in raw])
-    assert torch.allclose(batched, looped) and torch.allclose(forward, looped)
+    assert torch.allclose(batched, looped)
+    assert torch.allclose(forward, looped)
 
 
 @pytest.mark.parametrize(
