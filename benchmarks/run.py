@@ -21,6 +21,7 @@ import os
 import platform
 import statistics
 
+import log_det
 import structured_linalg
 import torch
 import torch.nn.functional as F
@@ -335,6 +336,7 @@ def main(argv=None) -> None:
         max(3, rounds // 3),
     )
     structured_linalg.run(args.quick, rounds)
+    log_det.run(args.quick, rounds)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": torch.get_num_threads(), "rows": ROWS}, f, indent=1)
