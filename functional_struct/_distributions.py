@@ -86,6 +86,11 @@ class StructureTransform(Transform):
     bijective = True
 
     def __init__(self, structure: AbstractStructure[Any], cache_size: int = 0) -> None:
+        if not isinstance(structure, AbstractStructure):
+            raise TypeError(
+                f"fs.as_transform: expected a structure (such as "
+                f"fs.PositiveDefinite(packed=True)), got {type(structure).__name__}."
+            )
         structure._require("log_det")
         super().__init__(cache_size=cache_size)
         self.structure = structure

@@ -75,6 +75,8 @@ def test_constraint_checks_membership():
     assert c.check(torch.tensor([[0.5, 0.5], [0.5, 0.6]])).tolist() == [True, False]
     with pytest.raises(TypeError, match="fs.constraint: expected a structure"):
         fs.constraint("simplex")
+    with pytest.raises(TypeError, match="fs.as_transform: expected a structure"):
+        fs.as_transform("simplex")
 
 
 def test_unsupported_structure_refuses_with_a_reason():
