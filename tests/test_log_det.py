@@ -215,3 +215,30 @@ def test_rotation_log_det_is_haar_volume():
     structure = fs.SpecialOrthogonal(packed=True)
     _, log_det = structure.forward_and_log_det(torch.zeros(n * (n - 1) // 2))
     assert log_det.item() == pytest.approx(n * (n - 1) / 2 * math.log(2), rel=1e-6)
+
+
+def test_tree_sums_its_leaves_log_dets_with_batch_dims():
+    tree = fs.structure(
+        {"cov": fs.PositiveDefinite(packed=True), "scale": fs.Positive(), "bias": None}
+    )
+    raw = {
+        "cov": torch.randn(5, 6, dtype=torch.float64),
+        "scale": torch.randn(5, 2, dtype=torch.float64),
+        "bias": torch.randn(5, 3, dtype=torch.float64),
+    }
+    values, log_det = tree.forward_and_log_det(raw, batch_dims=1)
+    want = fs.PositiveDefinite(packed=True).forward_and_log_det(raw["cov"])[
+        1
+    ] + torch.nn.functional.logsigmoid(raw["scale"]).sum(-1)
+    torch.testing.assert_close(log_det, want)
+    assert torch.equal(values["bias"], raw["bias"])
+    per_member = vmap(lambda r: tree.forward_and_log_det(r)[1])(raw)
+    torch.testing.assert_close(per_member, want)
+
+
+def test_tree_refusal_names_the_leaf():
+    tree = fs.structure({"w": fs.Orthogonal()})
+    with pytest.raises(fs.NotSupported, match=r"leaf 'w'.*SpecialOrthogonal\(packed=True\)"):
+        tree.forward_and_log_det({"w": torch.zeros(3, 3)})
+    with pytest.raises(TypeError, match="batch_dims must be an int >= 0"):
+        fs.structure({"w": fs.Positive()}).forward_and_log_det({"w": torch.zeros(2)}, batch_dims=-1)
