@@ -200,10 +200,10 @@ class Chain(_Composite):
         for part in self.structures:
             value, log_det = part._forward_and_log_det(value)
             log_dets.append(log_det)
-        batch = value.shape[: value.dim() - self.core_ndim]
+        batch = value.dim() - self.core_ndim
         total = log_dets[-1]
-        for log_det in log_dets[:-1]:
-            total = total + log_det.reshape(*batch, -1).sum(-1)
+        for log_det in log_dets[:-1]:  # an elementwise part's: one per entry it mapped
+            total = total + (log_det.flatten(batch).sum(-1) if log_det.dim() > batch else log_det)
         return value, total
 
     def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:

@@ -75,7 +75,10 @@ class PositiveDefinite(PackedTriangle):
     in closed form: ``Σ log sigmoid(x_ii) + n log 2 + Σ (n - i) log L_ii + log(1 + r)``
     (``i`` from 0) for the Cholesky method, in O(n²); for ``"expm"``,
     ``(n + 1)/2 · tr S + Σ_{i<j} log(sinh(δ_ij/2) / (δ_ij/2)) + log(1 + r)`` with ``δ_ij``
-    the differences of the eigenvalues of ``S`` (one ``eigvalsh``).
+    the differences of the eigenvalues of ``S`` (one ``eigvalsh``). Its gradient is right
+    everywhere, but second derivatives (``hessian``) go through ``eigvalsh``'s, which are NaN
+    where eigenvalues of ``S`` repeat (raw 0 among them): for Newton or Laplace steps on the
+    log-det use the Cholesky method, whose log-det is smooth to every order.
 
     Args:
       floor: absolute eigenvalue floor, > 0.

@@ -16,6 +16,8 @@ from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform
 
+from ._combinators import Chain
+from ._elementwise import Bounded, Positive
 from ._structure import AbstractStructure
 
 __all__ = [
@@ -120,6 +122,13 @@ class StructureTransform(Transform):
     def __repr__(self) -> str:
         return f"StructureTransform({self.structure!r})"
 
+    @property
+    def sign(self) -> int:
+        """+1 for the increasing elementwise maps (``Positive``, ``Bounded``, chains of them)."""
+        if _increasing(self.structure):
+            return 1
+        raise NotImplementedError(f"{self!r} maps matrices: it has no sign.")
+
     def _call(self, x: Tensor) -> Tensor:
         return self.structure.apply(x)
 
@@ -139,6 +148,12 @@ class StructureTransform(Transform):
         core = self.structure.raw_shape(tuple(shape[cut:]))
         assert isinstance(core, torch.Size)
         return torch.Size((*shape[:cut], *core))
+
+
+def _increasing(structure: AbstractStructure[Any]) -> bool:
+    if isinstance(structure, Chain):
+        return all(_increasing(part) for part in structure.structures)
+    return isinstance(structure, (Positive, Bounded))
 
 
 def as_transform(structure: AbstractStructure[Any], cache_size: int = 0) -> StructureTransform:

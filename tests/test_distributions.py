@@ -139,3 +139,23 @@ def test_pyro_model_with_an_autoguide():
     cov = guide.median()["cov"]
     assert structure.contains(cov)
     torch.testing.assert_close(cov, data.T @ data / len(data), rtol=0.5, atol=0.5)
+
+
+def test_elementwise_transforms_have_a_sign_and_a_cdf():
+    t = fs.as_transform(fs.Chain(fs.Positive(), fs.Bounded(0.0, 5.0)))
+    assert t.sign == 1
+    d = TransformedDistribution(Normal(torch.tensor(0.0), 1.0), [fs.as_transform(fs.Positive())])
+    assert d.cdf(torch.tensor(torch.nn.functional.softplus(torch.tensor(0.0)).item())) == 0.5
+    with pytest.raises(NotImplementedError, match="no sign"):
+        _ = fs.as_transform(fs.PositiveDefinite(packed=True)).sign
+
+
+def test_empty_batches():
+    chain = fs.Chain(fs.Positive(), fs.Diagonal(packed=True))
+    assert chain.forward_and_log_det(torch.zeros(0, 3))[1].shape == (0,)
+    both = fs.Chain(fs.Positive(), fs.Bounded())
+    assert both.forward_and_log_det(torch.zeros(2, 0))[1].shape == (2, 0)
+    # (TransformedDistribution.log_prob of an empty batch fails inside torch's own
+    # Independent.log_prob, which reshapes with -1; the transform's log-det does not.)
+    t = fs.as_transform(fs.PositiveDefinite(packed=True))
+    assert t.log_abs_det_jacobian(torch.zeros(0, 6), None).shape == (0,)
