@@ -22,11 +22,12 @@ from ._kernels import (
     largest_entry_signs,
     lower_factor_raw,
     project_spectrum_to_floor,
+    sym,
     tril_with_diagonal,
 )
 from ._packing import PackedTriangle, pack_lower
 from ._rawform import RawShape, one_tensor
-from ._structure import LINALG_DTYPES, AbstractStructure, close
+from ._structure import LINALG_DTYPES, AbstractStructure, close, default_tolerances
 from ._validate import check_bool, check_choice, check_int, check_real
 from .linalg import operators as ops
 
@@ -80,6 +81,12 @@ class PositiveDefinite(PackedTriangle):
     where eigenvalues of ``S`` repeat (raw 0 among them): for Newton or Laplace steps on the
     log-det use the Cholesky method, whose log-det is smooth to every order.
 
+    As a manifold (``fs.optim``): the affine-invariant metric ``tr(X⁻¹ U X⁻¹ W)``; tangent
+    vectors are symmetric (projection ``sym(V)``), the Riemannian gradient is
+    ``X sym(G) X``, the retraction the second-order ``X + V + V X⁻¹ V / 2`` (positive-definite
+    for every symmetric ``V``; projected onto the floor if it falls below it), and transport
+    the identity on symmetric matrices.
+
     Args:
       floor: absolute eigenvalue floor, > 0.
       relative_floor: eigenvalue floor relative to the mean eigenvalue of the base, >= 0;
@@ -119,6 +126,22 @@ class PositiveDefinite(PackedTriangle):
 
     def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
         return pack_lower(tangent, strict=False)
+
+    # --------------------------------------------------------- capability "manifold"
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        return sym(vector)
+
+    def _riemannian_gradient(self, value: Tensor, grad: Tensor) -> Tensor:
+        return value @ sym(grad) @ value
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        step = sym(step)
+        factor, _ = torch.linalg.cholesky_ex(value)
+        w = torch.linalg.solve_triangular(factor, step, upper=False)
+        moved = sym(value + step + w.mT @ w / 2)  # X + V + V X⁻¹ V / 2, positive-definite
+        atol, rtol = default_tolerances(value.dtype)
+        inside = self._contains(moved, atol, rtol)[..., None, None]
+        return torch.where(inside, moved, self._project(moved))
 
     def _operator(self, raw: Tensor) -> ops.Operator:
         # The chart's factor is not the member's (the floor adds t I): one Cholesky of the member.

@@ -38,6 +38,8 @@ __all__ = [
     "lower_factor_raw",
     "polar",
     "polar_factor",
+    "qr_frame",
+    "sym",
     "project_spectrum_to_floor",
     "rounding_level",
     "svd_reconstruct",
@@ -261,6 +263,28 @@ def project_spectrum_to_floor(value: Tensor, floor: float, relative_floor: float
     """
     eigenvalues, vectors = _guards.eigh(value)
     return eigen_reconstruct(vectors, lift_to_floor(eigenvalues, floor, relative_floor))
+
+
+def sym(a: Tensor) -> Tensor:
+    """The symmetric part ``(A + Aᵀ) / 2``."""
+    return (a + a.mT) / 2
+
+
+def qr_frame(value: Tensor) -> Tensor:
+    """``Q`` of ``value = Q R`` with ``diag(R) >= 0``: orthonormal columns, smooth in ``value``.
+
+    The QR retraction of the orthogonal group and the Stiefel manifold; unlike the polar
+    factor (an SVD) it has a forward derivative at every full-rank matrix, orthogonal ones
+    included (where the singular values coincide and the SVD's derivative divides by zero).
+
+    Example:
+      >>> qr_frame(torch.tensor([[-2.0, 0.0], [0.0, 3.0]]))
+      tensor([[1., 0.],
+              [0., 1.]])
+    """
+    q, r = torch.linalg.qr(value)
+    signs = torch.where(r.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(value.dtype)
+    return q * signs.unsqueeze(-2)
 
 
 def polar_factor(value: Tensor) -> Tensor:

@@ -225,6 +225,13 @@ class AbstractLinear(AbstractStructure):
     def _project(self, value: Tensor) -> Tensor:
         return self._project_full(value)
 
+    # ------------------------------------------------------------ capability "manifold"
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        return self._project_full(vector)
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        return self._project_full(value + step)
+
     # ------------------------------------------------------------- capability "log_det"
     def supports(self, name: str) -> bool:
         """The packed form is a bijection (log-det 0); the full form projects, and is not."""

@@ -45,6 +45,12 @@ class Simplex(_AbstractAlongDim):
     ``softmax([x, 0])``: a bijection onto the open simplex, whose ``forward_and_log_det`` to the
     first ``n - 1`` entries is ``Σ log p_i`` over all ``n`` entries (``det(diag(p') - p'p'ᵀ)``).
 
+    As a manifold (``fs.optim``, either form): the open simplex with the Fisher metric
+    ``⟨u, w⟩_x = Σ u w / x``. Tangent vectors sum to zero (projection ``v - mean(v)``), the
+    Riemannian gradient is ``x (g - ⟨x, g⟩)``, the retraction ``softmax(log x + v / x)``
+    (exponentiated gradient: mirror descent), transport by projection. Points with exact
+    zeros sit on the boundary, where this geometry ends.
+
     Args:
       dim: the dim that sums to one, negative; -1 makes each row of a matrix a distribution.
       packed: the raw has ``n - 1`` logits along ``dim``, the last one fixed at 0.
@@ -108,6 +114,17 @@ class Simplex(_AbstractAlongDim):
         kept = tangent.narrow(self.dim, 0, tangent.shape[self.dim] - 1)
         return kept.flatten(kept.dim() - self.core_ndim)
 
+    # --------------------------------------------------------- capability "manifold"
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        return vector - vector.mean(self.dim, keepdim=True)
+
+    def _riemannian_gradient(self, value: Tensor, grad: Tensor) -> Tensor:
+        return value * (grad - (value * grad).sum(self.dim, keepdim=True))
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        safe = value.clamp_min(torch.finfo(value.dtype).tiny)
+        return torch.softmax(safe.log() + step / safe, self.dim)
+
     def _inverse(self, value: Tensor) -> Tensor:
         log = value.clamp_min(torch.finfo(value.dtype).tiny).log()
         if not self.packed:
@@ -144,6 +161,10 @@ class UnitNorm(_AbstractAlongDim):
     ``apply`` divides by the norm after scaling by the largest entry, so neither tiny raw (whose
     squares underflow) nor huge raw (whose squares overflow) breaks it; raw exactly 0 maps to the
     first basis vector with a zero, finite gradient (never NaN).
+
+    As a manifold (``fs.optim``): the metric of the embedding, tangent projection
+    ``v - x ⟨x, v⟩``, the exponential map ``cos|v| x + sin|v| v / |v|`` as the retraction
+    (renormalized against rounding), transport by projection.
 
     Args:
       dim: the dim along which vectors have unit norm, negative.
@@ -187,6 +208,19 @@ class UnitNorm(_AbstractAlongDim):
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         return self._apply(torch.randn(shape, generator=generator, dtype=dtype, device=device))
+
+    # --------------------------------------------------------- capability "manifold"
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        return vector - value * (value * vector).sum(self.dim, keepdim=True)
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        theta2 = step.square().sum(self.dim, keepdim=True)
+        small = theta2 < 1e-4  # series there: exact to rounding, and smooth through 0
+        theta = torch.where(small, 1.0, theta2).sqrt()
+        cos = torch.where(small, 1 - theta2 / 2 + theta2.square() / 24, torch.cos(theta))
+        sinc = torch.where(small, 1 - theta2 / 6 + theta2.square() / 120, torch.sin(theta) / theta)
+        moved = cos * value + sinc * step
+        return moved / torch.linalg.vector_norm(moved, dim=self.dim, keepdim=True)
 
 
 _PROJECTION_STEPS = 200

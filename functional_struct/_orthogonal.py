@@ -11,7 +11,15 @@ from torch import Tensor
 from . import _guards
 from ._charts import ORTHOGONAL_CHARTS, ROTATION_CHARTS
 from ._kernels import draw_in_range as draw_in_range
-from ._kernels import eye_like, flip_smallest_where_reflection, haar_raw, polar_factor
+from ._kernels import (
+    eye_like,
+    flip_first_column,
+    flip_smallest_where_reflection,
+    haar_raw,
+    polar_factor,
+    qr_frame,
+    sym,
+)
 from ._packing import PackedTriangle, pack_lower
 from ._rawform import RawShape, one_tensor
 from ._structure import LINALG_DTYPES, AbstractStructure, close
@@ -52,6 +60,10 @@ class Orthogonal(AbstractStructure):
     determinant -1; the rest of the raw diagonal is unused (all of it for tall raw, whose set
     is connected). ``init`` is Haar-distributed, conditioned on raw entries of at most 100
     (``draw_in_range``); ``project`` is the polar factor ``U Vᵀ`` of the thin SVD ``U S Vᵀ``.
+
+    As a manifold (capability ``"manifold"``, for ``fs.optim``): the metric of the embedding,
+    tangent projection ``V - X sym(XᵀV)``, the QR retraction ``qf(X + V)`` (``R`` with a
+    positive diagonal), and transport by projection onto the new tangent space.
 
     Args:
       method: ``"cayley"``, ``"expm"`` or ``"householder"``.
@@ -111,6 +123,13 @@ class Orthogonal(AbstractStructure):
     def _init(self, shape, generator, dtype, device) -> Tensor:
         chart = ORTHOGONAL_CHARTS[self.method]
         return haar_raw(chart.inverse, shape, generator, dtype, device, chart.init_rounds)
+
+    # --------------------------------------------------------- capability "manifold"
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        return vector - value @ sym(value.mT @ vector)
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        return qr_frame(value + step)
 
     def _instead(self, name: str) -> str:
         if name == "log_det":
@@ -185,6 +204,13 @@ class SpecialOrthogonal(PackedTriangle):
     def _operator(self, raw: Tensor) -> ops.Operator:
         value = self._apply(raw)
         return ops.Orthogonal(value, torch.ones_like(value[..., 0, 0]))
+
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        return vector - value @ sym(value.mT @ vector)
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        q = qr_frame(value + step)  # det +1 for steps that keep det(value + step) > 0
+        return flip_first_column(q, (torch.linalg.det(q) < 0)[..., None, None])
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         chart = ROTATION_CHARTS["cayley"]

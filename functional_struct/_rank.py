@@ -40,7 +40,7 @@ from ._kernels import (
     truncated_svd,
 )
 from ._rawform import RawShape, one_tensor, parts_of
-from ._structure import LINALG_DTYPES, AbstractStructure, finite_or_zero
+from ._structure import LINALG_DTYPES, AbstractStructure, default_tolerances, finite_or_zero
 from ._validate import check_int, check_real
 from .linalg import operators as ops
 
@@ -210,6 +210,11 @@ class FixedRank(AbstractStructure):
     The frames inherit the Cayley map's range (the ``max_magnitude`` ``fs.testing.CATALOG``
     documents for ``left``/``right``).
 
+    As a manifold (``fs.optim``, on the member ``A`` itself): the metric of the embedding,
+    tangent projection ``P_U Z + Z P_V - P_U Z P_V`` (``U``, ``V`` the singular vectors of
+    ``A``), the orthographic retraction ``(A + Z) V (Uᵀ(A + Z)V)⁻¹ Uᵀ(A + Z)`` (rank ``r``,
+    smooth; projected onto the floor if it falls below it) and transport by projection.
+
     Args:
       rank: the rank, at most ``min(n, m)``.
       floor: absolute floor of the nonzero singular values, > 0.
@@ -314,6 +319,25 @@ class FixedRank(AbstractStructure):
         u, sigma, v = truncated_svd(value, self.rank)
         lifted = lift_to_floor(sigma, self.floor, self.relative_floor)
         return svd_reconstruct(u, lifted, v.mT)
+
+    # --------------------------------------------------------- capability "manifold"
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        u, _, v = truncated_svd(value, self.rank)
+        left = u @ (u.mT @ vector)
+        return left + (vector - left) @ v @ v.mT
+
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        # The orthographic retraction (Absil and Oseledets): (X + Z) V (Uᵀ (X + Z) V)⁻¹ Uᵀ (X + Z),
+        # rank r and smooth in Z, with no SVD of the moved point (whose derivative would divide
+        # by the zero singular values' differences).
+        u, _, v = truncated_svd(value, self.rank)
+        moved = value + step
+        core, info = torch.linalg.inv_ex(u.mT @ moved @ v)
+        core = torch.where((info == 0)[..., None, None], core, math.nan)
+        result = (moved @ v) @ core @ (u.mT @ moved)
+        atol, rtol = default_tolerances(value.dtype)
+        inside = self._contains(result, atol, rtol)[..., None, None]
+        return torch.where(inside, result, self._project(result))
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
         *_, n, m = shape

@@ -291,6 +291,38 @@ class AbstractStructure(abc.ABC, Generic[R]):
         """
         return tangent.reshape(*tangent.shape[: tangent.dim() - self.core_ndim], -1)
 
+    @capability("manifold")
+    def _retract(self, value: Tensor, step: Tensor) -> Tensor:
+        """A retraction: the point reached from ``value`` along the tangent ``step``.
+
+        Capability "manifold", with :meth:`_tangent` (and optionally
+        :meth:`_riemannian_gradient`, :meth:`_transport`): structures whose set is a smooth
+        manifold provide them so that points can be optimized on the set directly
+        (``fs.optim``). Called on finite, checked values; it must stay in the set.
+        """
+        raise self._unsupported("manifold")
+
+    def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        """The orthogonal projection of ``vector`` onto the tangent space at ``value``."""
+        raise self._unsupported("manifold")
+
+    def _riemannian_gradient(self, value: Tensor, grad: Tensor) -> Tensor:
+        """The Riemannian gradient of the structure's metric from a Euclidean gradient.
+
+        The tangent projection by default (the metric the set inherits from the Frobenius
+        inner product); sets with another metric (the affine-invariant one for
+        positive-definite matrices, Fisher's for the simplex) override it.
+        """
+        return self._tangent(value, grad)
+
+    def _transport(self, value: Tensor, new_value: Tensor, vector: Tensor) -> Tensor:
+        """A vector transport of the tangent ``vector`` at ``value`` to ``new_value``.
+
+        By default the projection onto the new tangent space (a vector transport for every
+        embedded submanifold).
+        """
+        return self._tangent(new_value, vector)
+
     # ----------------------------------------------------------------------------- public API
     def apply(self, raw: R) -> Tensor:
         """Map a raw, unconstrained tensor to a member of the set.
@@ -472,6 +504,67 @@ class AbstractStructure(abc.ABC, Generic[R]):
         self._require("log_det")
         raw = self.inverse(value)
         return raw, -self._log_det_at(raw)[1]
+
+    def tangent(self, value: Tensor, vector: Tensor) -> Tensor:
+        """Project ``vector`` onto the tangent space of the set at ``value``.
+
+        Capability "manifold": idempotent, and the identity on tangent vectors.
+
+        Example:
+          >>> fs.UnitNorm().tangent(torch.tensor([1.0, 0.0]), torch.tensor([3.0, 4.0]))
+          tensor([0., 4.])
+        """
+        return self._manifold_call("tangent", self._tangent, value, vector)
+
+    def riemannian_gradient(self, value: Tensor, grad: Tensor) -> Tensor:
+        """The Riemannian gradient at ``value`` of a function with Euclidean gradient ``grad``.
+
+        For sets with the metric of their embedding, the tangent projection; each structure's
+        docstring names its metric.
+        """
+        return self._manifold_call("riemannian_gradient", self._riemannian_gradient, value, grad)
+
+    def retract(self, value: Tensor, step: Tensor) -> Tensor:
+        """The point reached from ``value`` along the tangent ``step`` (a retraction).
+
+        ``retract(x, 0) == x`` and ``d/dt retract(x, t v)`` at 0 is ``v`` for tangent ``v``;
+        each structure's docstring names its retraction. The result is in the set.
+
+        Example:
+          >>> x = fs.UnitNorm().retract(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0]))
+          >>> torch.linalg.vector_norm(x).item()
+          1.0
+        """
+        return self._manifold_call("retract", self._retract, value, step)
+
+    def transport(self, value: Tensor, new_value: Tensor, vector: Tensor) -> Tensor:
+        """Carry the tangent ``vector`` at ``value`` to the tangent space at ``new_value``."""
+        self._require("manifold")
+        self._check_value(new_value, "transport", "new_value")
+        finite = self._all_core(torch.isfinite(new_value))
+        moved = self._manifold_call(
+            "transport",
+            lambda v, w: self._transport(v, finite_or_zero(new_value), w),
+            value,
+            vector,
+        )
+        return nan_where_not(finite, moved)
+
+    def _manifold_call(
+        self, method: str, hook: Callable[[Tensor, Tensor], Tensor], value: Tensor, vector: Tensor
+    ) -> Tensor:
+        """Check the capability and both tensors, run the hook on finite ones, mask the rest."""
+        self._require("manifold")
+        self._check_value(value, method, "value")
+        self._check_value(vector, method, "vector")
+        if vector.shape != value.shape:
+            raise self._fail(
+                method,
+                f"vector must have the shape of value {tuple(value.shape)}, got "
+                f"{tuple(vector.shape)}.",
+            )
+        finite = self._all_core(torch.isfinite(value) & torch.isfinite(vector))
+        return nan_where_not(finite, hook(finite_or_zero(value), finite_or_zero(vector)))
 
     def _log_det_at(self, raw: R) -> tuple[Tensor, Tensor]:
         """The hook on a raw with non-finite entries zeroed, its log-det NaN there after."""
