@@ -7,6 +7,7 @@ pytree. Everything is a pure function of tensors, so it composes with ``function
 """
 
 from . import linalg as linalg
+from . import optim as optim
 from ._combinators import Chain as Chain
 from ._combinators import Frozen as Frozen
 from ._combinators import Sum as Sum
@@ -98,6 +99,7 @@ __all__ = [
     "constraint",
     "default_tolerances",
     "linalg",
+    "optim",
     "register_transforms",
     "structure",
 ]

@@ -208,6 +208,18 @@ class StructureTree:
             results.append(_call(fn, governing, leaf, path))
         return optree.tree_unflatten(plan.out_layout, results)
 
+    def _governing(self, tree: Any) -> tuple[list[Any], list[Any], list[str], Any]:
+        """The leaves of a value tree, their governing structures (or None), paths and layout.
+
+        For ``fs.optim``, which walks several trees of one layout side by side.
+        """
+        leaves, layout = optree.tree_flatten(tree, none_is_leaf=True, namespace="torch")
+        compiling = torch.compiler.is_compiling()
+        plan = (_plan_uncached if compiling else _plan)(self.rules, layout, False, compiling)
+        structures = [step.structure for step in plan.steps]
+        paths = [step.path for step in plan.steps]
+        return leaves, structures, paths, plan.out_layout
+
     def resolve(self, tree: Any) -> Any:
         """The structure that governs each leaf of ``tree`` (None where it passes through).
 

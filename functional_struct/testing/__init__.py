@@ -35,6 +35,7 @@ from ._laws import _batch_elements as _batch_elements
 from ._laws import _leaves as _leaves
 from ._linalg import check_linalg
 from ._log_det import check_log_det
+from ._manifold import check_manifold
 from ._registry import CAPABILITY_LAWS, LAWS, CapabilityLaw, laws_for, register_law
 from ._strategies import catalog, members, raw_tensors, shapes, tensors
 
@@ -54,6 +55,7 @@ __all__ = [
     "check_laws",
     "check_linalg",
     "check_log_det",
+    "check_manifold",
     "check_membership",
     "check_outside",
     "check_projection",

@@ -1,0 +1,250 @@
+"""Riemannian SGD and Adam over a structure tree and a tree of points, without state in place.
+
+Both follow geoopt's algorithms (Bécigneul and Ganea, 2019, for Adam): the Euclidean gradient
+becomes a Riemannian one (``riemannian_gradient``), the step is taken along the set
+(``retract``) and the momentum is carried to the new point (``transport``). Adam's second
+moment is elementwise (as geoopt's ``component_inner``), and its direction is projected back
+onto the tangent space before the retraction.
+
+State is a ``NamedTuple`` of tensors: the hyperparameters live in it (as ``optax``'s
+``inject_hyperparams`` does), so a ``vmap`` over the state runs an ensemble whose members
+have their own learning rates in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import optree
+import torch
+from torch import Tensor
+
+from .._structure import AbstractStructure, NotSupported
+from .._tree import StructureTree, structure
+
+__all__ = ["AdamState", "Optimizer", "SGDState", "riemannian_adam", "riemannian_sgd"]
+
+
+class Optimizer(NamedTuple):
+    """A pure optimizer: ``init(points) -> state``, ``update(points, grads, state)``.
+
+    ``update`` returns the new points and state; ``grads`` are the Euclidean gradients of the
+    loss at ``points``. Nothing is modified in place.
+    """
+
+    init: Callable[[Any], Any]
+    update: Callable[[Any, Any, Any], tuple[Any, Any]]
+
+
+class SGDState(NamedTuple):
+    """Riemannian SGD's state: the step count, hyperparameters and the momentum tree."""
+
+    step: Tensor
+    lr: Tensor
+    momentum: Tensor
+    dampening: Tensor
+    buffer: Any
+
+
+class AdamState(NamedTuple):
+    """Riemannian Adam's state: the step count, hyperparameters and both moment trees."""
+
+    step: Tensor
+    lr: Tensor
+    beta1: Tensor
+    beta2: Tensor
+    eps: Tensor
+    m: Any
+    v: Any
+
+
+def _tree_of(spec: Any) -> StructureTree:
+    return spec if isinstance(spec, StructureTree) else structure(spec)
+
+
+def _check(name: str, value: Any, low: float, high: float | None = None) -> None:
+    if isinstance(value, Tensor):
+        return  # a batched hyperparameter: checked by whoever builds it
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"fs.optim: {name} must be a float or a tensor, got {value!r}.")
+    if not (value >= low and (high is None or value < high)):
+        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"fs.optim: {name} must be {bound}, got {value!r}.")
+
+
+class _Walk:
+    """The leaves of a point tree with their structures, checked once per layout."""
+
+    def __init__(self, tree: StructureTree, points: Any) -> None:
+        self.leaves, self.structures, paths, self.layout = tree._governing(points)
+        for path, leaf, s in zip(paths, self.leaves, self.structures, strict=True):
+            if not isinstance(leaf, Tensor):
+                raise TypeError(
+                    f"fs.optim: leaf {path!r} must be a tensor, got {type(leaf).__name__}."
+                )
+            if s is not None and not s.supports("manifold"):
+                raise NotSupported(
+                    f"fs.optim: leaf {path!r}: {s._unsupported('manifold')} Optimize its raw "
+                    "through apply instead (the parametrization route)."
+                )
+
+    def same(self, tree: Any, what: str) -> list[Tensor]:
+        leaves, layout = optree.tree_flatten(tree, none_is_leaf=True, namespace="torch")
+        if layout != self.layout:
+            raise ValueError(f"fs.optim: {what} must have the layout of the points.")
+        return leaves
+
+    def build(self, leaves: list[Any]) -> Any:
+        return optree.tree_unflatten(self.layout, leaves)
+
+
+def _hyper(value: Any, like: Tensor) -> Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def _first(leaves: list[Tensor]) -> Tensor:
+    if not leaves:
+        raise ValueError("fs.optim: the points tree has no tensors.")
+    return leaves[0]
+
+
+def _rgrad(s: AbstractStructure[Any] | None, x: Tensor, g: Tensor) -> Tensor:
+    return g if s is None else s.riemannian_gradient(x, g)
+
+
+def _step(s: AbstractStructure[Any] | None, x: Tensor, direction: Tensor, lr: Tensor) -> Tensor:
+    return x - lr * direction if s is None else s.retract(x, -lr * direction)
+
+
+def _carry(s: AbstractStructure[Any] | None, x: Tensor, new: Tensor, vector: Tensor) -> Tensor:
+    return vector if s is None else s.transport(x, new, vector)
+
+
+def riemannian_sgd(
+    spec: Any, lr: float | Tensor, momentum: float | Tensor = 0.0, dampening: float | Tensor = 0.0
+) -> Optimizer:
+    """Riemannian SGD with momentum (geoopt's ``RiemannianSGD``), as a pure pair.
+
+    Each step: ``b = momentum * b + (1 - dampening) * rgrad`` (``b = rgrad`` at the first),
+    ``x = retract(x, -lr * b)``, ``b = transport(b)`` to the new point.
+
+    Args:
+      spec: a structure, a structure tree, or a spec for ``fs.structure``; leaves it does
+        not govern take Euclidean steps.
+      lr: the learning rate (a tensor is fine: under ``vmap`` each member may have its own).
+      momentum: the momentum factor, in ``[0, 1)``.
+      dampening: dampening of the momentum, in ``[0, 1)``.
+
+    Returns:
+      The :class:`Optimizer` pair.
+    """
+    _check("lr", lr, 0.0)
+    _check("momentum", momentum, 0.0, 1.0)
+    _check("dampening", dampening, 0.0, 1.0)
+    tree = _tree_of(spec)
+
+    def init(points: Any) -> SGDState:
+        walk = _Walk(tree, points)
+        like = _first(walk.leaves)
+        return SGDState(
+            torch.zeros((), dtype=torch.long, device=like.device),
+            _hyper(lr, like),
+            _hyper(momentum, like),
+            _hyper(dampening, like),
+            walk.build([torch.zeros_like(x) for x in walk.leaves]),
+        )
+
+    def update(points: Any, grads: Any, state: SGDState) -> tuple[Any, SGDState]:
+        walk = _Walk(tree, points)
+        step = state.step + 1
+        first = step == 1
+        new_points, buffers = [], []
+        for s, x, g, b in zip(
+            walk.structures,
+            walk.leaves,
+            walk.same(grads, "grads"),
+            walk.same(state.buffer, "the momentum buffer"),
+            strict=True,
+        ):
+            rg = _rgrad(s, x, g)
+            b = torch.where(first, rg, state.momentum * b + (1 - state.dampening) * rg)
+            new = _step(s, x, b, state.lr)
+            new_points.append(new)
+            buffers.append(_carry(s, x, new, b))
+        return walk.build(new_points), state._replace(step=step, buffer=walk.build(buffers))
+
+    return Optimizer(init, update)
+
+
+def riemannian_adam(
+    spec: Any,
+    lr: float | Tensor = 1e-3,
+    betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+    eps: float | Tensor = 1e-8,
+) -> Optimizer:
+    """Riemannian Adam (Bécigneul and Ganea; geoopt's ``RiemannianAdam``), as a pure pair.
+
+    Each step: ``g = rgrad``, ``m = β₁ m + (1 - β₁) g``, ``v = β₂ v + (1 - β₂) g²``
+    (elementwise), ``d = tangent(m̂ / (√v̂ + eps))`` with the bias corrections,
+    ``x = retract(x, -lr * d)`` and ``m = transport(m)`` to the new point.
+
+    Args:
+      spec: a structure, a structure tree, or a spec for ``fs.structure``; leaves it does
+        not govern take plain Adam steps.
+      lr: the learning rate (a tensor is fine: under ``vmap`` each member may have its own).
+      betas: the moment decay rates, each in ``[0, 1)``.
+      eps: added to the denominator, > 0.
+
+    Returns:
+      The :class:`Optimizer` pair.
+    """
+    _check("lr", lr, 0.0)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"fs.optim: betas must be a pair (beta1, beta2), got {betas!r}.")
+    _check("betas[0]", betas[0], 0.0, 1.0)
+    _check("betas[1]", betas[1], 0.0, 1.0)
+    _check("eps", eps, 0.0)
+    tree = _tree_of(spec)
+
+    def init(points: Any) -> AdamState:
+        walk = _Walk(tree, points)
+        like = _first(walk.leaves)
+        zeros = walk.build([torch.zeros_like(x) for x in walk.leaves])
+        return AdamState(
+            torch.zeros((), dtype=torch.long, device=like.device),
+            _hyper(lr, like),
+            _hyper(betas[0], like),
+            _hyper(betas[1], like),
+            _hyper(eps, like),
+            zeros,
+            walk.build([torch.zeros_like(x) for x in walk.leaves]),
+        )
+
+    def update(points: Any, grads: Any, state: AdamState) -> tuple[Any, AdamState]:
+        walk = _Walk(tree, points)
+        step = state.step + 1
+        bias1 = 1 - state.beta1**step
+        bias2 = 1 - state.beta2**step
+        new_points, ms, vs = [], [], []
+        for s, x, g, m, v in zip(
+            walk.structures,
+            walk.leaves,
+            walk.same(grads, "grads"),
+            walk.same(state.m, "the first moments"),
+            walk.same(state.v, "the second moments"),
+            strict=True,
+        ):
+            rg = _rgrad(s, x, g)
+            m = state.beta1 * m + (1 - state.beta1) * rg
+            v = state.beta2 * v + (1 - state.beta2) * rg * rg
+            direction = (m / bias1) / ((v / bias2).sqrt() + state.eps)
+            if s is not None:
+                direction = s.tangent(x, direction)
+            new = _step(s, x, direction, state.lr)
+            new_points.append(new)
+            ms.append(_carry(s, x, new, m))
+            vs.append(v)
+        return walk.build(new_points), state._replace(step=step, m=walk.build(ms), v=walk.build(vs))
+
+    return Optimizer(init, update)
