@@ -291,3 +291,17 @@ def test_no_log_det_says_why(entry):
     with pytest.raises(fs.NotSupported, match=r"does not support 'log_det'.*: \S+") as info:
         structure.forward_and_log_det(raw)
     assert repr(structure) in str(info.value)
+
+
+MANIFOLD_ENTRIES = [e for e in ENTRIES if e.values[0].structure.supports("manifold")]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("entry", MANIFOLD_ENTRIES)
+def test_manifold(entry, dtype, batch):
+    """Tangent projection, retraction and transport of every structure that has them."""
+    gen = torch.Generator().manual_seed(0)
+    for core in entry.core_shapes:
+        raw = entry.structure.init((*batch, *core), generator=gen, dtype=dtype)
+        testing.check_manifold(entry.structure, raw, entry.structure.apply(raw))

@@ -1,0 +1,186 @@
+"""fs.optim and the "manifold" capability: convergence, purity, ensembles, compile, the law."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch.func import grad, vmap
+
+import functional_struct as fs
+from functional_struct import testing
+
+MANIFOLDS = [
+    pytest.param(e.structure, e.core_shapes[-1], id=e.id)
+    for e in testing.CATALOG
+    if e.structure.supports("manifold")
+]
+
+
+def _brockett(n=8, k=2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    eigenvalues = torch.linspace(1.0, 4.0, n, dtype=torch.float64)
+    a = q @ torch.diag(eigenvalues) @ q.T
+    return a, -eigenvalues[-k:].sum()
+
+
+@pytest.mark.parametrize("make", ["sgd", "adam"])
+def test_brockett_reaches_the_known_optimum(make):
+    """min -tr(XᵀAX) over Stiefel(8, 2): the optimum is minus the two largest eigenvalues."""
+    a, optimum = _brockett()
+    s = fs.Orthogonal()
+    opt = (
+        fs.optim.riemannian_sgd(s, lr=0.1, momentum=0.5)
+        if make == "sgd"
+        else fs.optim.riemannian_adam(s, lr=0.05)
+    )
+    x = s.apply(s.init((8, 2), generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    state = opt.init(x)
+
+    def loss(x):
+        return -torch.trace(x.T @ a @ x)
+
+    for _ in range(600):
+        x, state = opt.update(x, grad(loss)(x), state)
+    assert (loss(x) - optimum).abs() / optimum.abs() < 1e-6
+    assert s.contains(x)
+
+
+def test_update_is_pure_and_state_is_a_pytree():
+    s = fs.structure({"w": fs.Orthogonal(), "b": None})
+    opt = fs.optim.riemannian_adam(s, lr=0.1)
+    points = {"w": torch.eye(3), "b": torch.zeros(3)}
+    state = opt.init(points)
+    before = [t.clone() for t in (points["w"], points["b"], state.m["w"], state.v["b"])]
+    grads = {"w": torch.randn(3, 3), "b": torch.randn(3)}
+    new, new_state = opt.update(points, grads, state)
+    after = (points["w"], points["b"], state.m["w"], state.v["b"])
+    assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
+    assert int(new_state.step) == 1
+    assert not torch.equal(new["w"], points["w"])
+
+
+def test_unstructured_leaves_take_torch_adam_steps():
+    opt = fs.optim.riemannian_adam({"w": None}, lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    w = torch.randn(4, dtype=torch.float64)
+    param = torch.nn.Parameter(w.clone())
+    reference = torch.optim.Adam([param], lr=0.01, betas=(0.8, 0.99), eps=1e-6)
+    points, state = {"w": w}, opt.init({"w": w})
+    for i in range(5):
+        g = torch.sin(torch.arange(4, dtype=torch.float64) + i)
+        points, state = opt.update(points, {"w": g}, state)
+        param.grad = g.clone()
+        reference.step()
+    torch.testing.assert_close(points["w"], param.detach())
+
+
+def test_ensemble_with_per_member_learning_rates_equals_separate_runs():
+    a, _ = _brockett()
+    s = fs.Orthogonal()
+    opt = fs.optim.riemannian_sgd({"x": s}, lr=0.1, momentum=0.5)
+    gen = torch.Generator().manual_seed(2)
+    xs = s.apply(s.init((4, 8, 2), generator=gen, dtype=torch.float64))
+    lrs = torch.tensor([0.02, 0.05, 0.1, 0.2], dtype=torch.float64)
+
+    def loss(p):
+        return -torch.trace(p["x"].T @ a @ p["x"])
+
+    def step(p, st):
+        return opt.update(p, grad(loss)(p), st)
+
+    points, state = {"x": xs}, vmap(opt.init)({"x": xs})
+    state = state._replace(lr=lrs)
+    for _ in range(20):
+        points, state = vmap(step)(points, state)
+    for i in range(4):
+        single = fs.optim.riemannian_sgd({"x": s}, lr=float(lrs[i]), momentum=0.5)
+        p, st = {"x": xs[i]}, single.init({"x": xs[i]})
+        for _ in range(20):
+            p, st = single.update(p, grad(loss)(p), st)
+        torch.testing.assert_close(points["x"][i], p["x"])
+
+
+def test_compiled_vmapped_step_has_no_graph_break():
+    a, _ = _brockett()
+    s = fs.Orthogonal()
+    opt = fs.optim.riemannian_adam({"x": s}, lr=0.05)
+
+    def loss(p):
+        return -torch.trace(p["x"].T @ a.float() @ p["x"])
+
+    def step(p, st):
+        return vmap(lambda q, t: opt.update(q, grad(loss)(q), t))(p, st)
+
+    xs = s.apply(s.init((3, 8, 2), generator=torch.Generator().manual_seed(0)))
+    points, state = {"x": xs}, vmap(opt.init)({"x": xs})
+    compiled = torch.compile(step, fullgraph=True)
+    eager_points, eager_state = points, state
+    for _ in range(3):
+        points, state = compiled(points, state)
+        eager_points, eager_state = step(eager_points, eager_state)
+    torch.testing.assert_close(points["x"], eager_points["x"], rtol=1e-4, atol=1e-5)
+
+
+def test_unsupported_leaf_names_its_path_and_the_other_route():
+    with pytest.raises(fs.NotSupported, match=r"leaf 'w'.*parametrization route"):
+        fs.optim.riemannian_sgd({"w": fs.LowRank(2)}, lr=0.1).init({"w": torch.zeros(3, 3)})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"lr": -1.0}, ValueError),
+        ({"lr": "fast"}, TypeError),
+        ({"lr": 0.1, "betas": (0.9,)}, TypeError),
+        ({"lr": 0.1, "betas": (0.9, 1.0)}, ValueError),
+        ({"lr": 0.1, "eps": -1e-8}, ValueError),
+    ],
+)
+def test_bad_hyperparameters(kwargs, error):
+    with pytest.raises(error, match="fs.optim"):
+        fs.optim.riemannian_adam(fs.Orthogonal(), **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoNormalize(fs.UnitNorm):
+    def _retract(self, value, step):
+        return value + step  # leaves the sphere
+
+
+@dataclasses.dataclass(frozen=True)
+class _SlowVelocity(fs.UnitNorm):
+    def _retract(self, value, step):
+        return super()._retract(value, step / 2)  # stays on the sphere, wrong velocity
+
+
+@dataclasses.dataclass(frozen=True)
+class _NotIdempotent(fs.Orthogonal):
+    def _tangent(self, value, vector):
+        return 2 * super()._tangent(value, vector)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TransportOff(fs.Orthogonal):
+    def _transport(self, value, new_value, vector):
+        return vector  # not tangent at the new point
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [_NoNormalize(), _SlowVelocity(), _NotIdempotent(), _TransportOff()],
+    ids=["leaves the set", "wrong velocity", "not idempotent", "transport not tangent"],
+)
+def test_law_catches_a_broken_manifold(broken):
+    core = (4,) if isinstance(broken, fs.UnitNorm) else (4, 4)
+    with pytest.raises(testing.LawError, match="manifold"):
+        testing.check_laws(broken, core, laws=("manifold",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("structure", "core"), MANIFOLDS)
+def test_ten_thousand_adam_steps_stay_in_the_set(structure, core, dtype):
+    x = structure.apply(
+        structure.init((2, *core), generator=torch.Generator().manual_seed(0), dtype=dtype)
+    )
+    testing._manifold._check_adam_stays(structure, x, 10_000)
