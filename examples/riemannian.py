@@ -173,7 +173,7 @@ def run_geoopt(problem: Problem, max_steps: int, target: float, seed: int = 0) -
     geoopt = geoopt_or_none()
     if geoopt is None:
         return None
-    manifold = geoopt.Stiefel() if problem.geoopt_manifold == "stiefel" else None
+    manifold = geoopt.EuclideanStiefel() if problem.geoopt_manifold == "stiefel" else None
     if manifold is None:
         manifold = geoopt.SymmetricPositiveDefinite()
     point = geoopt.ManifoldParameter(_start(problem, seed).clone(), manifold=manifold)
@@ -216,7 +216,11 @@ def run_parametrization(problem: Problem, max_steps: int, target: float, seed: i
 
 
 def ensemble(problem: Problem, members: int, steps: int) -> dict:
-    """``members`` runs with their own seeds and learning rates: one vmap vs a geoopt loop."""
+    """``members`` runs with their own seeds and learning rates: one vmap vs a geoopt loop.
+
+    Both run the same Riemannian Adam (fs.optim is geoopt's step for step on the Euclidean
+    Stiefel manifold), so the final objectives must agree to rounding.
+    """
     lrs = torch.logspace(math.log10(problem.lr / 2), math.log10(problem.lr * 2), members)
     starts = torch.stack([_start(problem, seed) for seed in range(members)])
     opt = fs.optim.riemannian_adam(problem.structure, lr=problem.lr)
@@ -236,7 +240,7 @@ def ensemble(problem: Problem, members: int, steps: int) -> dict:
     if geoopt is None:
         return result
     points = [
-        geoopt.ManifoldParameter(starts[i].clone(), manifold=geoopt.Stiefel())
+        geoopt.ManifoldParameter(starts[i].clone(), manifold=geoopt.EuclideanStiefel())
         for i in range(members)
     ]
     optimizers = [

@@ -184,3 +184,30 @@ def test_ten_thousand_adam_steps_stay_in_the_set(structure, core, dtype):
         structure.init((2, *core), generator=torch.Generator().manual_seed(0), dtype=dtype)
     )
     testing._manifold._check_adam_stays(structure, x, 10_000)
+
+
+def test_adam_is_geoopts_step_for_step_on_the_euclidean_stiefel_manifold():
+    """The anchor: geoopt's RiemannianAdam on its Euclidean Stiefel manifold (QR retraction,
+    projection transport, one second moment per point) takes the same steps."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # geoopt's import warns about torch.jit.script
+        geoopt = pytest.importorskip("geoopt")
+    a, _ = _brockett()
+    s = fs.Orthogonal()
+    x0 = s.apply(s.init((8, 2), generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+
+    def loss(x):
+        return -torch.trace(x.T @ a @ x)
+
+    opt = fs.optim.riemannian_adam(s, lr=0.05)
+    x, state = x0, opt.init(x0)
+    point = geoopt.ManifoldParameter(x0.clone(), manifold=geoopt.EuclideanStiefel())
+    reference = geoopt.optim.RiemannianAdam([point], lr=0.05)
+    for _ in range(30):
+        x, state = opt.update(x, grad(loss)(x), state)
+        reference.zero_grad()
+        loss(point).backward()
+        reference.step()
+    torch.testing.assert_close(x, point.detach(), rtol=1e-9, atol=1e-9)

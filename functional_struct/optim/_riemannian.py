@@ -3,8 +3,8 @@
 Both follow geoopt's algorithms (Bécigneul and Ganea, 2019, for Adam): the Euclidean gradient
 becomes a Riemannian one (``riemannian_gradient``), the step is taken along the set
 (``retract``) and the momentum is carried to the new point (``transport``). Adam's second
-moment is elementwise (as geoopt's ``component_inner``), and its direction is projected back
-onto the tangent space before the retraction.
+moment is one number per point of a structured leaf (the squared norm of the Riemannian
+gradient, as geoopt's ``component_inner``), so its steps stay tangent.
 
 State is a ``NamedTuple`` of tensors: the hyperparameters live in it (as ``optax``'s
 ``inject_hyperparams`` does), so a ``vmap`` over the state runs an ensemble whose members
@@ -117,6 +117,14 @@ def _step(s: AbstractStructure[Any] | None, x: Tensor, direction: Tensor, lr: Te
     return x - lr * direction if s is None else s.retract(x, -lr * direction)
 
 
+def _squared(s: AbstractStructure[Any] | None, g: Tensor) -> Tensor:
+    """Adam's second-moment increment: ``g²`` per entry, or ``‖g‖²`` per point of a structure."""
+    if s is None or s.core_ndim == 0:
+        return g * g
+    core = tuple(range(g.dim() - s.core_ndim, g.dim()))
+    return (g * g).sum(core, keepdim=True)
+
+
 def _carry(s: AbstractStructure[Any] | None, x: Tensor, new: Tensor, vector: Tensor) -> Tensor:
     return vector if s is None else s.transport(x, new, vector)
 
@@ -185,9 +193,14 @@ def riemannian_adam(
 ) -> Optimizer:
     """Riemannian Adam (Bécigneul and Ganea; geoopt's ``RiemannianAdam``), as a pure pair.
 
-    Each step: ``g = rgrad``, ``m = β₁ m + (1 - β₁) g``, ``v = β₂ v + (1 - β₂) g²``
-    (elementwise), ``d = tangent(m̂ / (√v̂ + eps))`` with the bias corrections,
-    ``x = retract(x, -lr * d)`` and ``m = transport(m)`` to the new point.
+    Each step: ``g = rgrad``, ``m = β₁ m + (1 - β₁) g``, ``v = β₂ v + (1 - β₂) ‖g‖²``,
+    ``x = retract(x, -lr m̂ / (√v̂ + eps))`` with the bias corrections, and
+    ``m = transport(m)`` to the new point. On a structured leaf the second moment is one
+    number per point (``‖g‖²`` over the structure's core, as geoopt's ``component_inner``),
+    so the step is a multiple of the tangent ``m`` and stays tangent; on the Euclidean
+    Stiefel manifold this is geoopt's ``RiemannianAdam`` step for step (tested). Geoopt's
+    positive-definite manifold squares ``g`` in its affine-invariant metric instead of
+    Frobenius'. Unstructured leaves take ``torch.optim.Adam``'s elementwise steps.
 
     Args:
       spec: a structure, a structure tree, or a spec for ``fs.structure``; leaves it does
@@ -211,6 +224,10 @@ def riemannian_adam(
         walk = _Walk(tree, points)
         like = _first(walk.leaves)
         zeros = walk.build([torch.zeros_like(x) for x in walk.leaves])
+        squares = [
+            torch.zeros_like(_squared(s, x))
+            for s, x in zip(walk.structures, walk.leaves, strict=True)
+        ]
         return AdamState(
             torch.zeros((), dtype=torch.long, device=like.device),
             _hyper(lr, like),
@@ -218,7 +235,7 @@ def riemannian_adam(
             _hyper(betas[1], like),
             _hyper(eps, like),
             zeros,
-            walk.build([torch.zeros_like(x) for x in walk.leaves]),
+            walk.build(squares),
         )
 
     def update(points: Any, grads: Any, state: AdamState) -> tuple[Any, AdamState]:
@@ -237,10 +254,8 @@ def riemannian_adam(
         ):
             rg = _rgrad(s, x, g)
             m = state.beta1 * m + (1 - state.beta1) * rg
-            v = state.beta2 * v + (1 - state.beta2) * rg * rg
+            v = state.beta2 * v + (1 - state.beta2) * _squared(s, rg)
             direction = (m / bias1) / ((v / bias2).sqrt() + state.eps)
-            if s is not None:
-                direction = s.tangent(x, direction)
             new = _step(s, x, direction, state.lr)
             new_points.append(new)
             ms.append(_carry(s, x, new, m))
