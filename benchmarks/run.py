@@ -22,6 +22,7 @@ import platform
 import statistics
 
 import log_det
+import manifold_optim
 import structured_linalg
 import torch
 import torch.nn.functional as F
@@ -337,6 +338,7 @@ def main(argv=None) -> None:
     )
     structured_linalg.run(args.quick, rounds)
     log_det.run(args.quick, rounds)
+    manifold_optim.run(args.quick, rounds)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": torch.get_num_threads(), "rows": ROWS}, f, indent=1)
