@@ -84,9 +84,8 @@ def check_manifold(structure: Any, raw: Any, value: Tensor, steps: int = 50) -> 
     x64 = structure.project(x.double())  # a member to float64 precision, not float32's
     v64 = structure.tangent(x64, unit.double())
     zero = torch.zeros((), dtype=torch.float64)
-    _, velocity = jvp(
-        lambda t: structure.retract(x64, t * v64), (zero,), (torch.ones((), dtype=torch.float64),)
-    )
+    one = torch.ones((), dtype=torch.float64)
+    velocity = jvp(lambda t: structure.retract(x64, t * v64), (zero,), (one,))[1]
     _require(
         _close(velocity, v64, 1e-7),
         structure,
