@@ -100,10 +100,12 @@ def _distance2(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     NaN where ``x`` is not positive-definite (a route that left the set).
     """
     factor, info = torch.linalg.cholesky_ex(x)
-    factor = torch.where(info == 0, factor, torch.nan)
+    ok = (info == 0) & torch.isfinite(x).all()
+    factor = torch.where(ok, factor, torch.eye(x.shape[-1], dtype=x.dtype))
     left = torch.linalg.solve_triangular(factor, a, upper=False)
     whitened = torch.linalg.solve_triangular(factor, left.mT, upper=False)
-    return torch.linalg.eigvalsh((whitened + whitened.mT) / 2).log().square().sum()
+    value = torch.linalg.eigvalsh((whitened + whitened.mT) / 2).log().square().sum()
+    return torch.where(ok, value, torch.nan)
 
 
 def karcher(n: int = 8, seed: int = 1) -> Problem:
@@ -173,8 +175,13 @@ def _race(problem: Problem, step, read, max_steps: int, target: float) -> tuple:
     (None if not within ``max_steps``), the seconds, and the curve of relative errors."""
     curve, reached, start = [], None, time.perf_counter()
     for i in range(max_steps):
-        step()
-        curve.append(_relative(problem, float(problem.loss(read()))))
+        try:
+            step()
+        except RuntimeError:  # geoopt's eigh raises once its point has left the set
+            curve.append(math.inf)
+            break
+        error = _relative(problem, float(problem.loss(read())))
+        curve.append(error if math.isfinite(error) else math.inf)
         if curve[-1] < target:
             reached = i + 1
             break
