@@ -141,7 +141,10 @@ class PositiveDefinite(PackedTriangle):
         moved = sym(value + step + w.mT @ w / 2)  # X + V + V X⁻¹ V / 2, positive-definite
         atol, rtol = default_tolerances(value.dtype)
         inside = self._contains(moved, atol, rtol)[..., None, None]
-        return torch.where(inside, moved, self._project(moved))
+        # In float64: float32's eigh cannot place eigenvalues near the floor of a matrix of
+        # condition 1e7 precisely enough for contains.
+        lifted = self._project(moved.to(torch.float64)).to(moved.dtype)
+        return torch.where(inside, moved, lifted)
 
     def _operator(self, raw: Tensor) -> ops.Operator:
         # The chart's factor is not the member's (the floor adds t I): one Cholesky of the member.

@@ -45,11 +45,11 @@ class Simplex(_AbstractAlongDim):
     ``softmax([x, 0])``: a bijection onto the open simplex, whose ``forward_and_log_det`` to the
     first ``n - 1`` entries is ``Σ log p_i`` over all ``n`` entries (``det(diag(p') - p'p'ᵀ)``).
 
-    As a manifold (``fs.optim``, either form): the open simplex with the Fisher metric
-    ``⟨u, w⟩_x = Σ u w / x``. Tangent vectors sum to zero (projection ``v - mean(v)``), the
-    Riemannian gradient is ``x (g - ⟨x, g⟩)``, the retraction ``softmax(log x + v / x)``
-    (exponentiated gradient: mirror descent), transport by projection. Points with exact
-    zeros sit on the boundary, where this geometry ends.
+    As a manifold (``fs.optim``, either form): the Fisher metric ``⟨u, w⟩_x = Σ u w / x``, so
+    the Riemannian gradient is ``x (g - ⟨x, g⟩)`` (steps shrink near the boundary); tangent
+    vectors sum to zero (projection ``v - mean(v)``); the retraction is the Euclidean
+    projection ``project(x + v)`` (defined everywhere, faces and vertices included, and equal to
+    ``x + v`` for small tangent steps inside); transport by projection.
 
     Args:
       dim: the dim that sums to one, negative; -1 makes each row of a matrix a distribution.
@@ -122,8 +122,7 @@ class Simplex(_AbstractAlongDim):
         return value * (grad - (value * grad).sum(self.dim, keepdim=True))
 
     def _retract(self, value: Tensor, step: Tensor) -> Tensor:
-        safe = value.clamp_min(torch.finfo(value.dtype).tiny)
-        return torch.softmax(safe.log() + step / safe, self.dim)
+        return self._project(value + step)
 
     def _inverse(self, value: Tensor) -> Tensor:
         log = value.clamp_min(torch.finfo(value.dtype).tiny).log()
@@ -214,12 +213,17 @@ class UnitNorm(_AbstractAlongDim):
         return vector - value * (value * vector).sum(self.dim, keepdim=True)
 
     def _retract(self, value: Tensor, step: Tensor) -> Tensor:
-        theta2 = step.square().sum(self.dim, keepdim=True)
-        small = theta2 < 1e-4  # series there: exact to rounding, and smooth through 0
-        theta = torch.where(small, 1.0, theta2).sqrt()
-        cos = torch.where(small, 1 - theta2 / 2 + theta2.square() / 24, torch.cos(theta))
-        sinc = torch.where(small, 1 - theta2 / 6 + theta2.square() / 120, torch.sin(theta) / theta)
-        moved = cos * value + sinc * step
+        # |v| from the step scaled by its largest entry, so that huge steps do not overflow.
+        scale = step.abs().amax(self.dim, keepdim=True)
+        unit = step / torch.where(scale > 0, scale, 1.0)
+        length = torch.linalg.vector_norm(unit, dim=self.dim, keepdim=True)
+        theta = (scale * length).clamp_max(torch.finfo(step.dtype).max)
+        small = theta < 1e-2  # series there: exact to rounding, and smooth through 0
+        t2 = torch.where(small, theta, 0.0).square()
+        near = (1 - t2 / 2 + t2.square() / 24) * value + (1 - t2 / 6 + t2.square() / 120) * step
+        direction = unit / torch.where(length > 0, length, 1.0)
+        far = torch.cos(theta) * value + torch.sin(theta) * direction
+        moved = torch.where(small, near, far)
         return moved / torch.linalg.vector_norm(moved, dim=self.dim, keepdim=True)
 
 

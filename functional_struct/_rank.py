@@ -333,11 +333,14 @@ class FixedRank(AbstractStructure):
         u, _, v = truncated_svd(value, self.rank)
         moved = value + step
         core, info = torch.linalg.inv_ex(u.mT @ moved @ v)
-        core = torch.where((info == 0)[..., None, None], core, math.nan)
         result = (moved @ v) @ core @ (u.mT @ moved)
+        # Uᵀ(X + Z)V singular (Z = -X, say): no orthographic point; the projection of X + Z.
+        ok = (info == 0) & torch.isfinite(result).flatten(-2).all(-1)
+        result = torch.where(ok[..., None, None], result, moved)
         atol, rtol = default_tolerances(value.dtype)
         inside = self._contains(result, atol, rtol)[..., None, None]
-        return torch.where(inside, result, self._project(result))
+        lifted = self._project(result.to(torch.float64)).to(result.dtype)
+        return torch.where(inside, result, lifted)
 
     def _init(self, shape, generator, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
         *_, n, m = shape

@@ -540,7 +540,14 @@ class AbstractStructure(abc.ABC, Generic[R]):
     def transport(self, value: Tensor, new_value: Tensor, vector: Tensor) -> Tensor:
         """Carry the tangent ``vector`` at ``value`` to the tangent space at ``new_value``."""
         self._require("manifold")
+        self._check_value(value, "transport", "value")
         self._check_value(new_value, "transport", "new_value")
+        if new_value.shape != value.shape:
+            raise self._fail(
+                "transport",
+                f"new_value must have the shape of value {tuple(value.shape)}, got "
+                f"{tuple(new_value.shape)}.",
+            )
         finite = self._all_core(torch.isfinite(new_value))
         moved = self._manifold_call(
             "transport",

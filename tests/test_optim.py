@@ -215,3 +215,39 @@ def test_adam_is_geoopts_step_for_step_on_the_euclidean_stiefel_manifold():
         loss(point).backward()
         reference.step()
     torch.testing.assert_close(x, point.detach(), rtol=1e-9, atol=1e-9)
+
+
+def test_review_regressions():
+    """Cases a hostile sweep found: each now stays in its set or refuses clearly."""
+    simplex = fs.Simplex()
+    assert torch.equal(
+        simplex.retract(torch.tensor([1.0, 0.0]), torch.tensor([-10.0, 10.0])),
+        torch.tensor([0.0, 1.0]),
+    )
+    small = simplex.retract(torch.tensor([0.5, 0.5, 0.0]), torch.tensor([-1e-3, -1e-3, 2e-3]))
+    torch.testing.assert_close(small, torch.tensor([0.499, 0.499, 0.002]))
+    rank = fs.FixedRank(2)
+    x = rank.apply(rank.init((5, 4), generator=torch.Generator().manual_seed(0)))
+    assert rank.contains(rank.retract(x, -x))  # Uᵀ(X + Z)V singular: the projection instead
+    assert torch.isfinite(
+        fs.UnitNorm().retract(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1e20]))
+    ).all()
+    with pytest.raises(ValueError, match=r"Orthogonal.*transport: new_value must have the shape"):
+        fs.Orthogonal().transport(torch.eye(3), torch.eye(4), torch.zeros(3, 3))
+
+
+def test_sgd_dampening_only_with_momentum_and_rates_keep_their_digits():
+    opt = fs.optim.riemannian_sgd(None, lr=1.0, momentum=0.0, dampening=0.5)
+    p, state = torch.zeros(1), opt.init(torch.zeros(1))
+    for _ in range(3):
+        p, state = opt.update(p, torch.ones(1), state)
+    assert p.item() == -3.0  # as torch.optim.SGD: no dampening without momentum
+    opt = fs.optim.riemannian_sgd(None, lr=0.1)
+    assert opt.init({"a": torch.zeros(2, dtype=torch.bfloat16)}).lr.item() == 0.1
+    with pytest.raises(TypeError, match="leaf 'a' must be floating point"):
+        opt.init({"a": torch.zeros(2, dtype=torch.long)})
+    with pytest.raises(ValueError, match="leaf 'b': grads must be a tensor of the point's shape"):
+        opt.update({"b": torch.ones(3)}, {"b": torch.ones(2, 3)}, opt.init({"b": torch.ones(3)}))
+    for bad in ({"eps": 0.0}, {"lr": float("inf")}, {"lr": torch.tensor(-1.0)}):
+        with pytest.raises(ValueError, match="fs.optim"):
+            fs.optim.riemannian_adam(None, **{"lr": 0.1, **bad})

@@ -13,7 +13,9 @@ have their own learning rates in one call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from numbers import Real as numbers_Real
 from typing import Any, NamedTuple
 
 import optree
@@ -63,25 +65,43 @@ def _tree_of(spec: Any) -> StructureTree:
     return spec if isinstance(spec, StructureTree) else structure(spec)
 
 
-def _check(name: str, value: Any, low: float, high: float | None = None) -> None:
+def _check(
+    name: str, value: Any, low: float, high: float | None = None, low_open: bool = False
+) -> None:
+    """A hyperparameter: a real number (or a tensor of them) in its range, finite."""
     if isinstance(value, Tensor):
-        return  # a batched hyperparameter: checked by whoever builds it
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not value.is_floating_point():
+            raise TypeError(f"fs.optim: {name} must be a floating-point tensor, got {value.dtype}.")
+        numbers = value.detach().to("cpu", torch.float64).flatten().tolist()
+    elif isinstance(value, bool) or not isinstance(value, numbers_Real):
         raise TypeError(f"fs.optim: {name} must be a float or a tensor, got {value!r}.")
-    if not (value >= low and (high is None or value < high)):
-        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"fs.optim: {name} must be {bound}, got {value!r}.")
+    else:
+        numbers = [float(value)]
+    bound = (
+        f"in {'(' if low_open else '['}{low}, {high})"
+        if high is not None
+        else f"{'>' if low_open else '>='} {low} and finite"
+    )
+    for number in numbers:
+        above = number > low if low_open else number >= low
+        below = number < high if high is not None else math.isfinite(number)
+        if not (above and below):
+            raise ValueError(f"fs.optim: {name} must be {bound}, got {value!r}.")
 
 
 class _Walk:
     """The leaves of a point tree with their structures, checked once per layout."""
 
     def __init__(self, tree: StructureTree, points: Any) -> None:
-        self.leaves, self.structures, paths, self.layout = tree._governing(points)
-        for path, leaf, s in zip(paths, self.leaves, self.structures, strict=True):
+        self.leaves, self.structures, self.paths, self.layout = tree._governing(points)
+        for path, leaf, s in zip(self.paths, self.leaves, self.structures, strict=True):
             if not isinstance(leaf, Tensor):
                 raise TypeError(
                     f"fs.optim: leaf {path!r} must be a tensor, got {type(leaf).__name__}."
+                )
+            if not leaf.is_floating_point():
+                raise TypeError(
+                    f"fs.optim: leaf {path!r} must be floating point, got {leaf.dtype}."
                 )
             if s is not None and not s.supports("manifold"):
                 raise NotSupported(
@@ -89,10 +109,20 @@ class _Walk:
                     "through apply instead (the parametrization route)."
                 )
 
-    def same(self, tree: Any, what: str) -> list[Tensor]:
+    def same(self, tree: Any, what: str, shaped: bool = True) -> list[Tensor]:
+        """The leaves of ``tree``, which must have the points' layout (and shapes)."""
         leaves, layout = optree.tree_flatten(tree, none_is_leaf=True, namespace="torch")
         if layout != self.layout:
             raise ValueError(f"fs.optim: {what} must have the layout of the points.")
+        for path, leaf, point in zip(self.paths, leaves, self.leaves, strict=True):
+            if not shaped:
+                break
+            if not isinstance(leaf, Tensor) or leaf.shape != point.shape:
+                got = tuple(leaf.shape) if isinstance(leaf, Tensor) else type(leaf).__name__
+                raise ValueError(
+                    f"fs.optim: leaf {path!r}: {what} must be a tensor of the point's shape "
+                    f"{tuple(point.shape)}, got {got}."
+                )
         return leaves
 
     def build(self, leaves: list[Any]) -> Any:
@@ -100,7 +130,13 @@ class _Walk:
 
 
 def _hyper(value: Any, like: Tensor) -> Tensor:
-    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    """A hyperparameter as a 0-d float64 tensor (float32 where the device has no float64).
+
+    0-d, it takes no part in dtype promotion: each leaf computes in its own precision, and the
+    rate keeps all of its digits whatever the first leaf's dtype.
+    """
+    dtype = torch.float32 if like.device.type == "mps" else torch.float64
+    return torch.as_tensor(value, dtype=dtype, device=like.device)
 
 
 def _first(leaves: list[Tensor]) -> Tensor:
@@ -166,7 +202,7 @@ def riemannian_sgd(
     def update(points: Any, grads: Any, state: SGDState) -> tuple[Any, SGDState]:
         walk = _Walk(tree, points)
         step = state.step + 1
-        first = step == 1
+        plain = (step == 1) | (state.momentum == 0)  # torch.optim.SGD's rule: no dampening then
         new_points, buffers = [], []
         for s, x, g, b in zip(
             walk.structures,
@@ -176,7 +212,7 @@ def riemannian_sgd(
             strict=True,
         ):
             rg = _rgrad(s, x, g)
-            b = torch.where(first, rg, state.momentum * b + (1 - state.dampening) * rg)
+            b = torch.where(plain, rg, state.momentum * b + (1 - state.dampening) * rg)
             new = _step(s, x, b, state.lr)
             new_points.append(new)
             buffers.append(_carry(s, x, new, b))
@@ -217,7 +253,7 @@ def riemannian_adam(
         raise TypeError(f"fs.optim: betas must be a pair (beta1, beta2), got {betas!r}.")
     _check("betas[0]", betas[0], 0.0, 1.0)
     _check("betas[1]", betas[1], 0.0, 1.0)
-    _check("eps", eps, 0.0)
+    _check("eps", eps, 0.0, low_open=True)
     tree = _tree_of(spec)
 
     def init(points: Any) -> AdamState:
@@ -249,7 +285,7 @@ def riemannian_adam(
             walk.leaves,
             walk.same(grads, "grads"),
             walk.same(state.m, "the first moments"),
-            walk.same(state.v, "the second moments"),
+            walk.same(state.v, "the second moments", shaped=False),
             strict=True,
         ):
             rg = _rgrad(s, x, g)
