@@ -127,7 +127,7 @@ class StructureTransform(Transform):
         """+1 for the increasing elementwise maps (``Positive``, ``Bounded``, chains of them)."""
         if _increasing(self.structure):
             return 1
-        raise NotImplementedError(f"{self!r} maps matrices: it has no sign.")
+        return super().sign  # matrix maps have none: torch's base raises
 
     def _call(self, x: Tensor) -> Tensor:
         return self.structure.apply(x)

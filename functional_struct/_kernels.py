@@ -279,8 +279,8 @@ def qr_frame(value: Tensor) -> Tensor:
 
     Example:
       >>> qr_frame(torch.tensor([[-2.0, 0.0], [0.0, 3.0]]))
-      tensor([[1., 0.],
-              [0., 1.]])
+      tensor([[-1.,  0.],
+              [ 0.,  1.]])
     """
     q, r = torch.linalg.qr(value)
     signs = torch.where(r.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(value.dtype)

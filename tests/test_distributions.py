@@ -146,7 +146,7 @@ def test_elementwise_transforms_have_a_sign_and_a_cdf():
     assert t.sign == 1
     d = TransformedDistribution(Normal(torch.tensor(0.0), 1.0), [fs.as_transform(fs.Positive())])
     assert d.cdf(torch.tensor(torch.nn.functional.softplus(torch.tensor(0.0)).item())) == 0.5
-    with pytest.raises(NotImplementedError, match="no sign"):
+    with pytest.raises(NotImplementedError):
         _ = fs.as_transform(fs.PositiveDefinite(packed=True)).sign
 
 

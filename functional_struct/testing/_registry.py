@@ -82,9 +82,9 @@ def laws_for(structure: AbstractStructure[Any]) -> tuple[str, ...]:
 
     Example:
       >>> from functional_struct import testing
-      >>> testing.laws_for(fs.Diagonal())[-2:]
-      ('raw_form', 'linalg')
-      >>> testing.laws_for(fs.Symmetric())[-1]
+      >>> testing.laws_for(fs.Diagonal())[-3:]
+      ('raw_form', 'linalg', 'manifold')
+      >>> testing.laws_for(fs.DoublyStochastic())[-1]
       'raw_form'
     """
     extra = [n for n, law in CAPABILITY_LAWS.items() if structure.supports(law.capability)]
