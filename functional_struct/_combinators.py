@@ -169,30 +169,24 @@ class Chain(_Composite):
         """Capabilities that pass through the parts.
 
         ``linalg`` when the last part has it (its rules run); ``log_det`` when every part has
-        it and every part but the last is elementwise (so each part's value entries are the
-        next part's raw coordinates).
+        it and every part but the last is elementwise (``_refusal``).
         """
         if name == "linalg":
             return self.structures[-1].supports(name)
-        if name == "log_det":
-            return self._log_det_problem() is None
         return super().supports(name)
 
-    def _log_det_problem(self) -> str | None:
+    def _refusal(self, name: str) -> str | None:
+        if name != "log_det":
+            return super()._refusal(name)
         for i, part in enumerate(self.structures):
             if not part.supports("log_det"):
-                return f"part {i}, {part!r}, has none: {part._instead('log_det')}"
+                return f"part {i}, {part!r}, has none: {part._reason('log_det')}"
             if i < len(self.structures) - 1 and part.core_ndim != 0:
                 return (
                     f"part {i}, {part!r}, is not elementwise, so its value's entries are not "
                     "the free coordinates the next part reads"
                 )
         return None
-
-    def _instead(self, name: str) -> str:
-        if name == "log_det":
-            return self._log_det_problem() or ""
-        return super()._instead(name)
 
     def _forward_and_log_det(self, raw: Any) -> tuple[Tensor, Tensor]:
         """The parts' log-dets summed (chain rule), each over the entries it maps."""

@@ -441,13 +441,13 @@ class Correlation(PackedTriangle):
     def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
         return pack_lower(tangent, strict=True)
 
-    def _instead(self, name: str) -> str:
+    def _refusal(self, name: str) -> str | None:
         if name == "log_det" and not self.packed:
             return (
                 "its raw diagonal only scales rows that are then normalized, so apply is not a "
                 "bijection; use packed=True, whose raw is the strict lower triangle"
             )
-        return super()._instead(name)
+        return super()._refusal(name)
 
     def _operator(self, raw: Tensor) -> ops.Operator:
         return ops.PositiveDefinite(self._apply(raw))

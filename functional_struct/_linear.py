@@ -233,16 +233,11 @@ class AbstractLinear(AbstractStructure):
         return self._project_full(value + step)
 
     # ------------------------------------------------------------- capability "log_det"
-    def supports(self, name: str) -> bool:
-        """The packed form is a bijection (log-det 0); the full form projects, and is not."""
-        if name == "log_det" and not self.packed:
-            return False
-        return super().supports(name)
-
-    def _instead(self, name: str) -> str:
+    def _refusal(self, name: str) -> str | None:
+        # The packed form is a bijection (log-det 0); the full form projects, and is not.
         if name == "log_det" and not self.packed:
             return "its full raw form is projected onto the set, not a bijection; use packed=True"
-        return super()._instead(name)
+        return super()._refusal(name)
 
     def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
         return self._apply(raw), raw.new_zeros(raw.shape[:-1])  # coordinates to themselves

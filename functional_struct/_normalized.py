@@ -91,19 +91,13 @@ class Simplex(_AbstractAlongDim):
     def _apply(self, raw: Tensor) -> Tensor:
         return torch.softmax(self._logits(raw), self.dim)
 
-    def supports(self, name: str) -> bool:
-        """The log-det capability needs the packed form (softmax of n logits is not one-to-one)."""
-        if name == "log_det" and not self.packed:
-            return False
-        return super().supports(name)
-
-    def _instead(self, name: str) -> str:
+    def _refusal(self, name: str) -> str | None:
         if name == "log_det" and not self.packed:
             return (
                 "softmax of n logits is not a bijection (a constant added to every logit "
                 "changes nothing); use packed=True, whose n - 1 logits x give softmax([x, 0])"
             )
-        return super()._instead(name)
+        return super()._refusal(name)
 
     def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
         log_p = torch.log_softmax(self._logits(raw), self.dim)

@@ -131,14 +131,11 @@ class Orthogonal(AbstractStructure):
     def _retract(self, value: Tensor, step: Tensor) -> Tensor:
         return qr_frame(value + step)
 
-    def _instead(self, name: str) -> str:
-        if name == "log_det":
-            return (
-                "the orthogonal group has two components, which no bijection from a vector "
-                "space reaches (and the raw diagonal is unused); for rotations use "
-                "SpecialOrthogonal(packed=True), the Cayley map with a closed-form log-det"
-            )
-        return super()._instead(name)
+    _no_log_det = (
+        "the orthogonal group has two components, which no bijection from a vector "
+        "space reaches (and the raw diagonal is unused); for rotations use "
+        "SpecialOrthogonal(packed=True), the Cayley map with a closed-form log-det"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

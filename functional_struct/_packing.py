@@ -97,17 +97,12 @@ class PackedTriangle(AbstractStructure):
     def _packed_raw(self, full: Tensor) -> Tensor:
         return pack_lower(full, self._strict) if self.packed else full
 
-    def supports(self, name: str) -> bool:
-        """The log-det capability needs the packed form (the full one has unused entries)."""
-        if name == "log_det" and not self.packed:
-            return False
-        return super().supports(name)
-
-    def _instead(self, name: str) -> str:
+    def _refusal(self, name: str) -> str | None:
+        # The log-det needs the packed form: the full one has unused entries.
         if name == "log_det" and not self.packed:
             unused = "diagonal and upper triangle" if self._strict else "upper triangle"
             return (
                 f"its raw matrix has unused entries (the {unused}), so apply is not a "
                 "bijection; use packed=True, whose raw is the lower triangle only"
             )
-        return super()._instead(name)
+        return super()._refusal(name)

@@ -234,15 +234,28 @@ class AbstractStructure(abc.ABC, Generic[R]):
         method = CAPABILITIES.get(name)
         if method is None:
             return False
-        return getattr(type(self), method) is not getattr(AbstractStructure, method)
+        provided = getattr(type(self), method) is not getattr(AbstractStructure, method)
+        return provided and self._refusal(name) is None
+
+    def _refusal(self, name: str) -> str | None:
+        """Why this instance refuses capability ``name`` that its class provides, or None.
+
+        For classes whose options decide (the full form of a structure with a packed one has
+        no log-det); ``supports`` is False and the ``NotSupported`` message gives this reason.
+        """
+        return None
 
     def _unsupported(self, name: str) -> NotSupported:
         """The error a capability's default raises: structure, capability, what to use instead."""
-        hint = self._instead(name)
+        hint = self._reason(name)
         return NotSupported(
             f"{self!r} does not support {name!r} (s.supports({name!r}) is False for it)"
             + (f": {hint}" if hint else ".")
         )
+
+    def _reason(self, name: str) -> str:
+        """Why ``supports(name)`` is False: the instance's refusal, else the class's reason."""
+        return self._refusal(name) or self._instead(name)
 
     _no_log_det: ClassVar[str] = "its map from raw to value is not a bijection of the raw entries"
     """Why the structure has no log-det (the ``NotSupported`` message's reason)."""

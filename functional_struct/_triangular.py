@@ -200,10 +200,10 @@ class _AbstractFixedMask(AbstractLinear):
     packed = False
     _size_formula = "the number of entries the mask keeps"
 
-    def _instead(self, name: str) -> str:
+    def _refusal(self, name: str) -> str | None:
         if name == "log_det":
             return "its raw is the full matrix, projected onto the mask (it has no packed form)"
-        return super()._instead(name)
+        return super()._refusal(name)
 
     @abc.abstractmethod
     def _mask(self, device: torch.device) -> Tensor:
