@@ -22,6 +22,10 @@ from ._distributions import constraint as constraint
 from ._distributions import register_transforms as register_transforms
 from ._elementwise import Bounded as Bounded
 from ._elementwise import Positive as Positive
+from ._hermitian import DensityMatrix as DensityMatrix
+from ._hermitian import Hermitian as Hermitian
+from ._hermitian import HermitianPositiveDefinite as HermitianPositiveDefinite
+from ._hermitian import SkewHermitian as SkewHermitian
 from ._interop import StructureParametrization as StructureParametrization
 from ._interop import as_parametrization as as_parametrization
 from ._kronecker import Kronecker as Kronecker
@@ -52,6 +56,8 @@ from ._triangular import Diagonal as Diagonal
 from ._triangular import LowerTriangular as LowerTriangular
 from ._triangular import Masked as Masked
 from ._triangular import UpperTriangular as UpperTriangular
+from ._unitary import SpecialUnitary as SpecialUnitary
+from ._unitary import Unitary as Unitary
 
 __version__ = "0.2.0"
 

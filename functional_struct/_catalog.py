@@ -11,6 +11,7 @@ import dataclasses
 from ._combinators import Chain, Frozen, Sum
 from ._definite import CholeskyFactor, Correlation, PositiveDefinite, PositiveSemidefinite
 from ._elementwise import Bounded, Positive
+from ._hermitian import DensityMatrix, Hermitian, HermitianPositiveDefinite, SkewHermitian
 from ._kronecker import Kronecker
 from ._normalized import DoublyStochastic, Simplex, UnitNorm
 from ._orthogonal import Orthogonal, SpecialOrthogonal
@@ -25,6 +26,7 @@ from ._triangular import (
     Masked,
     UpperTriangular,
 )
+from ._unitary import SpecialUnitary, Unitary
 
 __all__ = ["CATALOG", "CatalogEntry"]
 
@@ -141,6 +143,20 @@ CATALOG: tuple[CatalogEntry, ...] = (
     # LoRA: a frozen weight plus a trainable low-rank update; its gradient skips the frozen part.
     CatalogEntry(Sum(Frozen(), LowRank(1)), ((4, 4), (3, 5)), differentiable=False),
     CatalogEntry(Frozen(), _ELEMENTS, differentiable=False),
+    # complex sets (complex64 and complex128 raw and values)
+    CatalogEntry(Unitary(), _SQUARE + _TALL, max_magnitude=100.0),
+    CatalogEntry(Unitary(method="expm"), _SQUARE, max_magnitude=30.0, finite_magnitude=100.0),
+    CatalogEntry(Unitary(method="householder"), _SQUARE + _TALL, max_magnitude=100.0),
+    CatalogEntry(SpecialUnitary(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(Hermitian(), _SQUARE),
+    CatalogEntry(Hermitian(packed=True), _SQUARE),
+    CatalogEntry(SkewHermitian(), _SQUARE),
+    CatalogEntry(SkewHermitian(packed=True), _SQUARE),
+    CatalogEntry(HermitianPositiveDefinite(), _SQUARE),
+    CatalogEntry(HermitianPositiveDefinite(packed=True), _SQUARE),
+    CatalogEntry(DensityMatrix(), _SQUARE),
+    CatalogEntry(DensityMatrix(rank=1), _SQUARE),
+    CatalogEntry(DensityMatrix(rank=2), ((2, 2), (3, 3), (5, 5))),
     # separable products, factor by factor
     CatalogEntry(Kronecker(PositiveDefinite(), PositiveDefinite(), sizes=(2, 3)), ((6, 6),)),
     CatalogEntry(Kronecker(Diagonal(), LowRank(1), Symmetric(), sizes=(2, (3, 2), 2)), ((12, 8),)),

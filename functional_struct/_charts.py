@@ -30,6 +30,7 @@ from . import _guards
 from ._expm import matrix_exp
 from ._kernels import (
     INIT_ROUNDS,
+    abs_squared,
     add_to_diagonal,
     boundary_cholesky,
     eigen_reconstruct,
@@ -39,8 +40,10 @@ from ._kernels import (
     floor_margin,
     inverse_softplus,
     log_softplus,
+    lower_from_skew,
     polar_factor,
     rounding_level,
+    skew_from_lower,
     symmetric_from_lower,
     tril_with_diagonal,
 )
@@ -50,6 +53,7 @@ __all__ = [
     "ORTHOGONAL_CHARTS",
     "POSITIVE_DEFINITE_CHARTS",
     "ROTATION_CHARTS",
+    "UNITARY_CHARTS",
     "UNIT_DETERMINANT_STRETCH_CHARTS",
     "Chart",
 ]
@@ -104,7 +108,9 @@ def _inv_or_nan(a: Tensor) -> Tensor:
 def cayley(raw: Tensor) -> Tensor:
     """The first columns of ``(I + A)(I - A)⁻¹ = 2 (I - A)⁻¹ - I``, ``A`` skew from the raw.
 
-    ``A`` is built from the strict lower triangle of the n x k raw, zero-padded to n x n.
+    ``A`` is :func:`~._kernels.skew_from_lower` of the n x k raw zero-padded to n x n: skew
+    from the strict lower triangle, or for complex raw skew-Hermitian with the imaginary parts
+    of the diagonal too (then ``Q`` is unitary).
     Written with ``inv_ex``, not ``solve``: ``vmap(jacfwd(torch.linalg.solve))`` is silently
     wrong (checked by the contract tests).
 
@@ -115,11 +121,11 @@ def cayley(raw: Tensor) -> Tensor:
               [0., 0.]])
     """
     n, k = raw.shape[-2:]
-    lower = torch.tril(raw, -1)
     if k < n:  # tall: zero-pad to n x n (a pad of width 0 would still copy, so square skips it)
-        lower = F.pad(lower, (0, n - k))
-    eye = eye_like(lower)
-    q = 2 * _inv_or_nan(eye - lower + lower.mT) - eye
+        raw = F.pad(raw, (0, n - k))
+    skew = skew_from_lower(raw)
+    eye = eye_like(skew)
+    q = 2 * _inv_or_nan(eye - skew) - eye
     return q if n == k else q[..., :k]
 
 
@@ -127,7 +133,7 @@ def inverse_cayley(q: Tensor) -> Tensor:
     """The raw whose Cayley image is ``q`` (n x k, orthonormal columns); NaN where none is.
 
     With ``q = [Q₁; Q₂]`` (``Q₁`` the top k x k block) and ``K = (Q₁ + I)⁻¹``, the skew
-    ``A = [[B, -Cᵀ], [C, 0]]`` has ``C = Q₂ K`` and ``B = I - 2K + CᵀC``; for square ``q``
+    ``A = [[B, -Cᴴ], [C, 0]]`` has ``C = Q₂ K`` and ``B = I - 2K + CᴴC``; for square ``q``
     this is ``(Q - I)(Q + I)⁻¹``. Not differentiated, so ``inv_ex`` is safe here.
 
     Example:
@@ -139,14 +145,14 @@ def inverse_cayley(q: Tensor) -> Tensor:
     eye = eye_like(top)
     inverse, info = torch.linalg.inv_ex(top + eye)
     c = bottom @ inverse
-    b = eye - 2 * inverse + c.mT @ c
-    lower = torch.cat([torch.tril(b - b.mT, -1) / 2, c], dim=-2)
+    b = eye - 2 * inverse + c.mH @ c
+    lower = torch.cat([lower_from_skew((b - b.mH) / 2), c], dim=-2)
     return torch.where((info == 0)[..., None, None], lower, torch.nan)
 
 
 # ----------------------------------------------------------------------------- orthogonal: expm
 def exp_skew(raw: Tensor) -> Tensor:
-    """``exp(A)``, ``A`` the skew-symmetric matrix of the strict lower raw triangle.
+    """``exp(A)``, ``A`` :func:`~._kernels.skew_from_lower` of the raw (skew-Hermitian if complex).
 
     Far beyond :func:`~._expm.valid_norm` the squarings overflow: NaN there, not a wrong
     infinite entry.
@@ -156,25 +162,25 @@ def exp_skew(raw: Tensor) -> Tensor:
       >>> torch.allclose(q, torch.tensor([[0.0, -1.0], [1.0, 0.0]]), atol=1e-6)
       True
     """
-    lower = torch.tril(raw, -1)
-    q = matrix_exp(lower - lower.mT)
+    q = matrix_exp(skew_from_lower(raw))
     return torch.where(torch.isinf(q), torch.nan, q)
 
 
 def log_rotation(q: Tensor, roots: int = 4, terms: int = 10) -> Tensor:
-    """The strict lower triangle of the principal logarithm of rotations ``q``, in float64.
+    """The raw of the principal logarithm of rotations (or unitaries) ``q``, in float64.
 
     Take ``roots`` principal square roots (the polar factor of ``I + X`` is ``X^(1/2)``), so
     every rotation angle is below pi / 16; then ``log X = 2 atanh(A)`` with the inverse Cayley
     transform ``A = (X - I)(X + I)⁻¹`` (norm below tan(pi / 32)), summed as a series. NaN for
     rotations with an eigenvalue -1 (no principal logarithm; the first square root fails).
+    The raw is :func:`~._kernels.lower_from_skew` of the logarithm.
 
     Example:
       >>> log_rotation(torch.tensor([[0.0, -1.0], [1.0, 0.0]]))
       tensor([[0.0000, 0.0000],
               [1.5708, 0.0000]])
     """
-    x = polar_factor(q.to(torch.float64))  # exactly orthogonal in float64
+    x = polar_factor(q.to(torch.complex128 if q.is_complex() else torch.float64))
     eye = eye_like(x)
     target = x
     for i in range(roots):
@@ -188,7 +194,7 @@ def log_rotation(q: Tensor, roots: int = 4, terms: int = 10) -> Tensor:
         term = term @ a2
         total = total + term / (2 * j + 1)
     log = 2 ** (roots + 1) * total
-    lower = torch.tril(log - log.mT, -1) / 2
+    lower = lower_from_skew((log - log.mH) / 2)
     return torch.where(ok, lower, torch.nan).to(q.dtype)
 
 
@@ -285,6 +291,98 @@ ORTHOGONAL_CHARTS: dict[str, Chart] = {
 """The rotation charts with ``raw[0, 0] < 0`` reaching determinant -1 for square raw."""
 
 
+# ---------------------------------------------------------------------------------- unitary
+def unitary_householder(raw: Tensor) -> Tensor:
+    """``-H₁ ⋯ H_k Φ`` on the first k columns of I: reflections, then a phase per column.
+
+    ``H_j`` reflects along the raw column ``j`` below the diagonal with a unit in the
+    diagonal slot, and ``Φ = diag(exp(i Im raw_jj))``: every unitary (every point of the
+    complex Stiefel manifold) is reached, with ``n² `` (``2nk - k²``) real parameters.
+
+    Example:
+      >>> torch.equal(unitary_householder(torch.zeros(3, 2, dtype=torch.complex64)),
+      ...             torch.eye(3, 2, dtype=torch.complex64))
+      True
+    """
+    n, k = raw.shape[-2:]
+    vectors = torch.tril(raw, -1) + torch.eye(n, k, dtype=raw.dtype, device=raw.device)
+    tau = 2 / torch.view_as_real(vectors).square().sum((-3, -1))
+    q = -torch.linalg.householder_product(vectors, tau.to(raw.dtype))
+    angles = raw.diagonal(dim1=-2, dim2=-1).imag
+    return q * torch.polar(torch.ones_like(angles), angles).unsqueeze(-2)
+
+
+def inverse_unitary_householder(q: Tensor) -> Tensor:
+    """The raw whose :func:`unitary_householder` image is ``q``: column by column.
+
+    For column ``j`` (after the reflections of the columns before it), ``x`` turned by the
+    phase of its entry ``x_j`` has a real ``x_j = |x_j| >= 0``; its reflection is along
+    ``(x + e_j) / (1 + x_j)`` and the phase goes to ``Im raw_jj``. ``1 + x_j >= 1``, so no
+    unitary is out of reach.
+
+    Example:
+      >>> q = unitary_householder(torch.randn(4, 3, dtype=torch.complex128))
+      >>> torch.allclose(unitary_householder(inverse_unitary_householder(q)), q)
+      True
+    """
+    n, k = q.shape[-2:]
+    rows = torch.arange(n, device=q.device)
+    columns, angles = [], []
+    m = q
+    for j in range(k):
+        x = torch.where(rows >= j, m[..., :, j], 0.0)
+        pivot = x[..., j : j + 1]
+        size = pivot.abs()
+        phase = torch.where(size > 0, pivot / torch.where(size > 0, size, 1.0), 1.0)
+        x = x / phase
+        v = (x + (rows == j).to(q.dtype)) / (1 + size)
+        tau = 2 / torch.view_as_real(v).square().sum((-2, -1))
+        m = m - (tau[..., None] * v)[..., :, None] * (v.conj()[..., None, :] @ m)
+        columns.append(torch.where(rows > j, v, 0.0))
+        angles.append(torch.angle(phase[..., 0]))
+    lower = torch.stack(columns, dim=-1)
+    return lower + 1j * F.pad(torch.diag_embed(torch.stack(angles, -1)), (0, 0, 0, n - k))
+
+
+UNITARY_CHARTS: dict[str, Chart] = {
+    "cayley": ROTATION_CHARTS["cayley"],
+    "expm": ROTATION_CHARTS["expm"],
+    "householder": Chart(
+        "householder", unitary_householder, inverse_unitary_householder, "any finite raw"
+    ),
+}
+"""Complex raw (n x k, n >= k) to unitary columns; the real parts of the diagonal are unused.
+
+Cayley and the exponential read the lower triangle with the imaginary diagonal
+(:func:`~._kernels.skew_from_lower`); Householder adds a phase per column.
+"""
+
+
+def special_unitary(raw: Tensor) -> Tensor:
+    """The Cayley unitary of the raw with its last column turned by ``conj(det)``: det 1.
+
+    ``det Q = det(I + A) / det(I - A) = conj(d) / d`` for ``d = det(I - A)`` (``I + A`` is
+    ``(I - A)ᴴ``), so ``conj(det Q)`` is the square of ``d``'s phase, read off the LU pivots
+    (``torch.linalg.det``'s forward derivative does not run under ``vmap`` for complex input).
+
+    Example:
+      >>> q = special_unitary(torch.randn(3, 3, dtype=torch.complex128))
+      >>> torch.allclose(torch.linalg.det(q), torch.tensor(1.0, dtype=torch.complex128))
+      True
+    """
+    skew = skew_from_lower(raw)
+    eye = eye_like(skew)
+    q = 2 * _inv_or_nan(eye - skew) - eye
+    lu, pivots, _ = torch.linalg.lu_factor_ex(eye - skew)
+    n = q.shape[-1]
+    steps = torch.arange(1, n + 1, device=q.device)
+    parity = 1 - 2 * ((pivots != steps).sum(-1) % 2)
+    phase = torch.sgn(lu.diagonal(dim1=-2, dim2=-1)).prod(-1) * parity.to(q.dtype)
+    turn = phase.square()
+    last = torch.arange(n, device=q.device) == n - 1
+    return q * torch.where(last, turn.unsqueeze(-1), 1.0).unsqueeze(-2)
+
+
 # ------------------------------------------------------------------------- positive-definite
 def _cholesky_forward(raw: Tensor, floor: float, relative_floor: float) -> Tensor:
     """``L Lᵀ + t I``, ``L`` the lower raw triangle with softplus diagonal, ``t`` from ``‖L‖²``.
@@ -293,10 +391,10 @@ def _cholesky_forward(raw: Tensor, floor: float, relative_floor: float) -> Tenso
     times a Python float, broadcast into a later matmul (Invertible's ``Q @ P``), breaks the
     compiled ``jacfwd`` (a float64 fake tangent).
     """
-    factor = tril_with_diagonal(raw, F.softplus(raw.diagonal(dim1=-2, dim2=-1)))
-    size = factor.square().sum((-2, -1), keepdim=True)
+    factor = tril_with_diagonal(raw, F.softplus(raw.diagonal(dim1=-2, dim2=-1).real))
+    size = abs_squared(factor).sum((-2, -1), keepdim=True)
     shift = size * (relative_floor / factor.shape[-1]) + floor
-    return factor @ factor.mT + shift * eye_like(factor)
+    return factor @ factor.mH + shift * eye_like(factor)
 
 
 def _expm_forward(raw: Tensor, floor: float, relative_floor: float) -> Tensor:
@@ -314,7 +412,7 @@ def _expm_forward(raw: Tensor, floor: float, relative_floor: float) -> Tensor:
 
 def _base_of(value: Tensor, floor: float, relative_floor: float) -> tuple[Tensor, Tensor]:
     """``value - t I`` and how far below zero its spectrum may sit (``contains``' margin)."""
-    diagonal = value.diagonal(dim1=-2, dim2=-1)
+    diagonal = value.diagonal(dim1=-2, dim2=-1).real
     shift = floor_from_mean(diagonal.mean(-1), floor, relative_floor)
     margin = floor_margin(shift, diagonal.abs().amax(-1), *default_tolerances(value.dtype))
     return add_to_diagonal(value, -shift), margin
@@ -324,7 +422,7 @@ def _cholesky_inverse(value: Tensor, floor: float, relative_floor: float) -> Ten
     """The raw of ``value``: a boundary Cholesky factorization of ``value - t I``."""
     gram, margin = _base_of(value, floor, relative_floor)
     factor = boundary_cholesky(gram, value, margin)
-    return tril_with_diagonal(factor, inverse_softplus(factor.diagonal(dim1=-2, dim2=-1)))
+    return tril_with_diagonal(factor, inverse_softplus(factor.diagonal(dim1=-2, dim2=-1).real))
 
 
 def _expm_inverse(value: Tensor, floor: float, relative_floor: float) -> Tensor:

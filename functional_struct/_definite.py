@@ -138,12 +138,13 @@ class PositiveDefinite(PackedTriangle):
         step = sym(step)
         factor, _ = torch.linalg.cholesky_ex(value)
         w = torch.linalg.solve_triangular(factor, step, upper=False)
-        moved = sym(value + step + w.mT @ w / 2)  # X + V + V X⁻¹ V / 2, positive-definite
+        moved = sym(value + step + w.mH @ w / 2)  # X + V + V X⁻¹ V / 2, positive-definite
         atol, rtol = default_tolerances(value.dtype)
         inside = self._contains(moved, atol, rtol)[..., None, None]
         # In float64: float32's eigh cannot place eigenvalues near the floor of a matrix of
         # condition 1e7 precisely enough for contains.
-        lifted = self._project(moved.to(torch.float64)).to(moved.dtype)
+        wide = torch.complex128 if moved.is_complex() else torch.float64
+        lifted = self._project(moved.to(wide)).to(moved.dtype)
         return torch.where(inside, moved, lifted)
 
     def _operator(self, raw: Tensor) -> ops.Operator:
@@ -155,8 +156,8 @@ class PositiveDefinite(PackedTriangle):
         return self._packed_raw(chart.inverse(value, self.floor, self.relative_floor))
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
-        symmetric = close(value, value.mT, atol, rtol)
-        diagonal = value.diagonal(dim1=-2, dim2=-1)
+        symmetric = close(value, value.mH, atol, rtol)
+        diagonal = value.diagonal(dim1=-2, dim2=-1).real
         shift = floor_from_mean(diagonal.mean(-1), self.floor, self.relative_floor)
         margin = floor_margin(shift, diagonal.abs().amax(-1), atol, rtol)
         lowest = add_to_diagonal(value, margin - shift)
@@ -172,7 +173,7 @@ class PositiveDefinite(PackedTriangle):
         """
         r = self.relative_floor
         lowest = _guards.eigvalsh(value)[..., :1]
-        mean = value.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)
+        mean = value.diagonal(dim1=-2, dim2=-1).real.mean(-1, keepdim=True)
         gap = (lowest * (1 + r) - r * mean).unsqueeze(-1)
         return torch.where(
             gap > 0, self.floor / gap.clamp_min(torch.finfo(value.dtype).tiny), torch.inf

@@ -49,11 +49,11 @@ def valid_norm(dtype: torch.dtype) -> float:
       >>> valid_norm(torch.float32) > 1000
       True
     """
-    return _PADE[dtype][1] * 2**SQUARINGS
+    return _PADE[dtype.to_real()][1] * 2**SQUARINGS
 
 
 def matrix_exp(a: Tensor) -> Tensor:
-    """``exp(a)`` for a batch of square float32/float64 matrices, one Padé degree for all.
+    """``exp(a)`` for a batch of square matrices (float or complex), one Padé degree for all.
 
     Degree 7 (float32) or 13 (float64) diagonal Padé of ``a / 2^8``, then 8 squarings of
     ``X - I``. Accurate to about the accuracy of ``torch.linalg.matrix_exp`` for inputs of
@@ -61,7 +61,7 @@ def matrix_exp(a: Tensor) -> Tensor:
     ``vmap``, ``jacfwd``, ``vmap(jacfwd)`` and ``torch.compile``.
 
     Args:
-      a: a float32 or float64 tensor of shape ``(..., n, n)``.
+      a: a float32, float64, complex64 or complex128 tensor of shape ``(..., n, n)``.
 
     Returns:
       ``exp(a)``, same shape and dtype.
@@ -71,7 +71,7 @@ def matrix_exp(a: Tensor) -> Tensor:
       >>> torch.allclose(matrix_exp(a), torch.linalg.matrix_exp(a), atol=1e-6)
       True
     """
-    degree, _ = _PADE[a.dtype]
+    degree, _ = _PADE[a.dtype.to_real()]
     b = _pade_coefficients(degree)
     a = a * 2.0**-SQUARINGS
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)

@@ -47,7 +47,9 @@ def svdvals(x: Tensor) -> Tensor:
 
 
 def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Eigenvalues (ascending) and vectors of the symmetric part ``(x + xᵀ) / 2``.
+    """Eigenvalues (ascending) and vectors of the symmetric part ``(x + xᴴ) / 2``.
+
+    Hermitian for complex ``x``: its eigenvalues are real.
 
     NaN for matrices with a non-finite entry; the symmetric part is formed after scaling, so it
     cannot overflow.
@@ -57,13 +59,13 @@ def eigh(x: Tensor) -> tuple[Tensor, Tensor]:
       tensor([-3.0000e+38,  3.0000e+38])
     """
     y, scale, finite = _prepare(x)
-    values, vectors = torch.linalg.eigh((y + y.mT) / 2)
+    values, vectors = torch.linalg.eigh((y + y.mH) / 2)
     values = torch.where(finite[..., 0], values * scale[..., 0], torch.nan)
     return values, torch.where(finite, vectors, torch.nan)
 
 
 def eigvalsh(x: Tensor) -> Tensor:
-    """The eigenvalues (ascending) of ``(x + xᵀ) / 2``; NaN for non-finite matrices."""
+    """The eigenvalues (ascending) of ``(x + xᴴ) / 2``; NaN for non-finite matrices."""
     y, scale, finite = _prepare(x)
-    values = torch.linalg.eigvalsh((y + y.mT) / 2)
+    values = torch.linalg.eigvalsh((y + y.mH) / 2)
     return torch.where(finite[..., 0], values * scale[..., 0], torch.nan)

@@ -29,7 +29,11 @@ __all__ = [
     "flip_smallest_where_reflection",
     "floor_from_mean",
     "floor_margin",
+    "abs_squared",
+    "column_phases",
     "haar_orthogonal",
+    "lower_from_skew",
+    "skew_from_lower",
     "haar_raw",
     "inverse_softplus",
     "largest_entry_signs",
@@ -39,6 +43,7 @@ __all__ = [
     "polar",
     "polar_factor",
     "qr_frame",
+    "simplex_thresholds",
     "sym",
     "project_spectrum_to_floor",
     "rounding_level",
@@ -211,14 +216,14 @@ def lift_to_floor(values: Tensor, floor: float, relative_floor: float, steps: in
 
 # --------------------------------------------------------------------- spectral reconstruction
 def eigen_reconstruct(vectors: Tensor, values: Tensor) -> Tensor:
-    """``V diag(values) Vᵀ`` as ``(V * values) @ Vᵀ``: a function of a symmetric matrix.
+    """``V diag(values) Vᴴ`` as ``(V * values) @ Vᴴ``: a function of a symmetric (Hermitian) matrix.
 
     Example:
       >>> eigen_reconstruct(torch.eye(2), torch.tensor([2.0, 3.0]))
       tensor([[2., 0.],
               [0., 3.]])
     """
-    return (vectors * values.unsqueeze(-2)) @ vectors.mT
+    return (vectors * values.unsqueeze(-2)) @ vectors.mH
 
 
 def svd_reconstruct(u: Tensor, s: Tensor, vh: Tensor) -> Tensor:
@@ -265,9 +270,85 @@ def project_spectrum_to_floor(value: Tensor, floor: float, relative_floor: float
     return eigen_reconstruct(vectors, lift_to_floor(eigenvalues, floor, relative_floor))
 
 
+def abs_squared(x: Tensor) -> Tensor:
+    """``|x|²`` entrywise, real, and smooth for complex ``x`` too (no ``abs`` at 0).
+
+    Example:
+      >>> abs_squared(torch.tensor([3 + 4j]))
+      tensor([25.])
+    """
+    return torch.view_as_real(x).square().sum(-1) if x.is_complex() else x.square()
+
+
+def simplex_thresholds(v: Tensor) -> Tensor:
+    """For each row of ``v``, the ``tau`` with ``sum(max(v - tau, 0)) = 1`` (sort and scan).
+
+    ``max(v - tau, 0)`` is the Euclidean projection of ``v`` onto the probability simplex.
+
+    Example:
+      >>> v = torch.tensor([[0.5, 2.0, -1.0]])
+      >>> (v - simplex_thresholds(v)).clamp_min(0)
+      tensor([[0., 1., 0.]])
+    """
+    u = v.sort(-1, descending=True).values
+    excess = u.cumsum(-1) - 1
+    k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+    count = (u - excess / k > 0).sum(-1, keepdim=True).clamp_min(1)
+    return excess.gather(-1, count - 1) / count.to(v.dtype)
+
+
 def sym(a: Tensor) -> Tensor:
-    """The symmetric part ``(A + Aᵀ) / 2``."""
-    return (a + a.mT) / 2
+    """The symmetric part ``(A + Aᴴ) / 2`` (Hermitian, for complex ``A``)."""
+    return (a + a.mH) / 2
+
+
+def skew_from_lower(raw: Tensor) -> Tensor:
+    """The skew-symmetric matrix of the raw's strict lower triangle, ``L - Lᵀ``.
+
+    For complex raw, the skew-Hermitian ``T - Tᴴ`` of the lower triangle ``T`` with its
+    diagonal: the diagonal is ``2i Im(raw_kk)`` (the real parts are unused).
+
+    Example:
+      >>> skew_from_lower(torch.tensor([[5.0, 0.0], [2.0, 5.0]]))
+      tensor([[ 0., -2.],
+              [ 2.,  0.]])
+      >>> skew_from_lower(torch.tensor([[1 + 1j]])).imag
+      tensor([[2.]])
+    """
+    if raw.is_complex():
+        lower = torch.tril(raw)
+        return lower - lower.mH
+    lower = torch.tril(raw, -1)
+    return lower - lower.mT
+
+
+def lower_from_skew(a: Tensor) -> Tensor:
+    """A raw whose :func:`skew_from_lower` is the skew-symmetric (or skew-Hermitian) ``a``.
+
+    The strict lower triangle, plus half the (imaginary) diagonal for complex ``a``.
+
+    Example:
+      >>> lower_from_skew(torch.tensor([[2j, -1.0], [1.0, 0.0]]))
+      tensor([[0.+1.j, 0.+0.j],
+              [1.+0.j, 0.+0.j]])
+    """
+    lower = torch.tril(a, -1)
+    if not a.is_complex():
+        return lower
+    return lower + torch.diag_embed(a.diagonal(dim1=-2, dim2=-1) / 2)
+
+
+def column_phases(r: Tensor) -> Tensor:
+    """``(..., 1, k)`` unit factors that make ``diag(R)`` of a QR factorization ``>= 0``.
+
+    The signs of the diagonal for real ``R`` (1 where it is 0), its phases ``d / |d|`` for
+    complex ``R``: ``(Q D)(D⁻¹ R)`` is the factorization with a non-negative diagonal.
+    """
+    d = r.diagonal(dim1=-2, dim2=-1)
+    if d.is_complex():
+        size = d.abs()
+        return torch.where(size > 0, d / torch.where(size > 0, size, 1.0), 1.0).unsqueeze(-2)
+    return torch.where(d < 0, -1.0, 1.0).to(d.dtype).unsqueeze(-2)
 
 
 def qr_frame(value: Tensor) -> Tensor:
@@ -283,8 +364,7 @@ def qr_frame(value: Tensor) -> Tensor:
               [ 0.,  1.]])
     """
     q, r = torch.linalg.qr(value)
-    signs = torch.where(r.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(value.dtype)
-    return q * signs.unsqueeze(-2)
+    return q * column_phases(r)
 
 
 def polar_factor(value: Tensor) -> Tensor:
@@ -379,8 +459,8 @@ def lower_factor_raw(
     """
     n = shape[-1]
     noise = torch.randn(shape, generator=generator, dtype=dtype, device=device) / math.sqrt(n)
-    one = inverse_softplus(torch.ones((), dtype=dtype, device=device))
-    return tril_with_diagonal(noise, one.expand(shape[:-1]))
+    one = inverse_softplus(torch.ones((), dtype=dtype.to_real(), device=device))
+    return tril_with_diagonal(noise, one.to(dtype).expand(shape[:-1]))
 
 
 def haar_orthogonal(
@@ -388,14 +468,15 @@ def haar_orthogonal(
 ) -> Tensor:
     """Haar-distributed orthogonal matrices: Q of a Gaussian's QR, columns signed by diag(R).
 
+    Unitary ones for a complex ``dtype`` (complex Gaussian, columns turned by diag(R)'s phases).
+
     Example:
       >>> q = haar_orthogonal(torch.Size((5, 3)), None, torch.float64, torch.device("cpu"))
       >>> torch.allclose(q.mT @ q, torch.eye(3, dtype=torch.float64))
       True
     """
     q, r = torch.linalg.qr(torch.randn(shape, generator=generator, dtype=dtype, device=device))
-    signs = torch.where(r.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).to(dtype)
-    return q * signs.unsqueeze(-2)
+    return q * column_phases(r)
 
 
 def draw_in_range(
@@ -441,9 +522,16 @@ def draw_in_range(
         core = part.shape[keep:]
         index = first.reshape(*first.shape, *(1,) * len(core)).expand(1, *batch, *core)
         picked = part.gather(0, index).squeeze(0)
-        fallback = torch.nan_to_num(picked, nan=0.0).clamp(-bound, bound)
+        fallback = _clamp(torch.nan_to_num(picked, nan=0.0), bound)
         out.append(torch.where(found.reshape(*batch, *(1,) * len(core)), picked, fallback))
     return tuple(out) if isinstance(raw, tuple) else out[0]
+
+
+def _clamp(x: Tensor, bound: float) -> Tensor:
+    """``x`` clamped to ``[-bound, bound]``: real and imaginary parts alike for complex ``x``."""
+    if x.is_complex():
+        return torch.view_as_complex(torch.view_as_real(x).clamp(-bound, bound))
+    return x.clamp(-bound, bound)
 
 
 def haar_raw(

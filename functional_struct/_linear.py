@@ -29,7 +29,23 @@ from ._rawform import RawShape, one_tensor
 from ._structure import AbstractStructure, close
 from ._validate import check_bool
 
-__all__ = ["AbstractLinear", "Pattern", "band_size"]
+__all__ = ["CONJUGATE", "IMAGINARY", "REAL", "AbstractLinear", "Pattern", "band_size"]
+
+CONJUGATE, REAL, IMAGINARY = 1, 2, 3
+"""Codes of :attr:`Pattern.part`: an entry holds ``conj(c)``, ``Re c`` or ``i Im c``."""
+
+
+def _take_parts(flat: Tensor, part: Tensor) -> Tensor:
+    """Each entry's part of its coordinate (:attr:`Pattern.part`).
+
+    Real entries have no imaginary part (``IMAGINARY`` gives 0) and are their own conjugate
+    and real part.
+    """
+    if not flat.is_complex():
+        return torch.where(part == IMAGINARY, 0.0, flat)
+    flat = torch.where(part == CONJUGATE, flat.conj(), flat)
+    flat = torch.where(part == REAL, flat.real.to(flat.dtype), flat)
+    return torch.where(part == IMAGINARY, (1j * flat.imag).to(flat.dtype), flat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +57,16 @@ class Pattern:
         ``size`` (a zero in ``unpack``, dropped by ``coordinates``).
       sign: ``(m * n,)`` tensor of +-1, or None when every sign is +1.
       size: the number of free coordinates.
+      part: for complex members, ``(m * n,)`` codes of what each entry holds of its
+        coordinate ``c``: ``CONJUGATE`` (``conj(c)``), ``REAL`` (``Re c``), ``IMAGINARY``
+        (``i Im c``) or 0 (``c``); None when every entry holds its coordinate. Hermitian
+        matrices conjugate above the diagonal and keep the real part on it.
     """
 
     index: Tensor
     sign: Tensor | None
     size: int
+    part: Tensor | None = None
 
     def unpack(self, packed: Tensor, shape: tuple[int, int]) -> Tensor:
         """The matrices with coordinates ``packed`` (``(..., size)`` -> ``(..., m, n)``)."""
@@ -54,6 +75,8 @@ class Pattern:
         flat = padded.gather(-1, index)
         if self.sign is not None:
             flat = flat * self.sign.to(flat.dtype)
+        if self.part is not None:
+            flat = _take_parts(flat, self.part)
         return flat.unflatten(-1, shape)
 
     def coordinates(self, value: Tensor) -> Tensor:
@@ -65,6 +88,8 @@ class Pattern:
         flat = value.flatten(-2)
         if self.sign is not None:
             flat = flat * self.sign.to(flat.dtype)
+        if self.part is not None and flat.is_complex():  # conjugated entries: back
+            flat = torch.where(self.part == CONJUGATE, flat.conj(), flat)
         # Entries outside the subspace go to the extra slot, so an Inf there stays out.
         index = self.index.expand(flat.shape)
         sums = flat.new_zeros((*flat.shape[:-1], self.size + 1)).scatter_add(-1, index, flat)

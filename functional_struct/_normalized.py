@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._kernels import simplex_thresholds
 from ._rawform import RawShape, one_tensor
 from ._structure import AbstractStructure
 from ._validate import check_bool, check_int, check_real
@@ -134,12 +135,7 @@ class Simplex(_AbstractAlongDim):
 
     def _project(self, value: Tensor) -> Tensor:
         v = value.movedim(self.dim, -1)
-        u = v.sort(-1, descending=True).values
-        excess = u.cumsum(-1) - 1
-        k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
-        count = (u - excess / k > 0).sum(-1, keepdim=True).clamp_min(1)
-        theta = excess.gather(-1, count - 1) / count.to(v.dtype)
-        return (v - theta).clamp_min(0).movedim(-1, self.dim)
+        return (v - simplex_thresholds(v)).clamp_min(0).movedim(-1, self.dim)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         batch = shape[: len(shape) - self.core_ndim]
@@ -224,15 +220,6 @@ class UnitNorm(_AbstractAlongDim):
 _PROJECTION_STEPS = 200
 
 
-def _simplex_thresholds(v: Tensor) -> Tensor:
-    """For each row of ``v``, the ``tau`` with ``sum(max(v - tau, 0)) = 1`` (sort and scan)."""
-    u = v.sort(-1, descending=True).values
-    excess = u.cumsum(-1) - 1
-    k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
-    count = (u - excess / k > 0).sum(-1, keepdim=True).clamp_min(1)
-    return excess.gather(-1, count - 1) / count.to(v.dtype)
-
-
 def _sinkhorn(logits: Tensor, iterations: int) -> Tensor:
     for _ in range(iterations):
         logits = logits - logits.logsumexp(-1, keepdim=True)
@@ -305,8 +292,8 @@ class DoublyStochastic(AbstractStructure):
         beta = torch.zeros_like(value[..., :1, :])
         alpha = torch.zeros_like(value[..., :1])
         for _ in range(_PROJECTION_STEPS):
-            alpha = _simplex_thresholds(value - beta)
-            beta = _simplex_thresholds((value - alpha).mT).mT
+            alpha = simplex_thresholds(value - beta)
+            beta = simplex_thresholds((value - alpha).mT).mT
         return (value - alpha - beta).clamp_min(0)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAPABILITIES",
+    "COMPLEX_DTYPES",
     "LINALG_DTYPES",
+    "SUBSPACE_DTYPES",
     "AbstractStructure",
     "NotSupported",
     "capability",
@@ -39,12 +41,17 @@ __all__ = [
 _TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.float64: (1e-9, 1e-9),
     torch.float32: (1e-4, 1e-4),
+    torch.complex128: (1e-9, 1e-9),
+    torch.complex64: (1e-4, 1e-4),
     torch.float16: (1e-2, 1e-2),
     torch.bfloat16: (5e-2, 5e-2),
 }
 
 LINALG_DTYPES = (torch.float32, torch.float64)
+COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 _ALL_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+SUBSPACE_DTYPES = _ALL_FLOAT_DTYPES + COMPLEX_DTYPES
+"""Masks, patterned subspaces and low-rank products: any floating dtype, real or complex."""
 
 
 def default_tolerances(
@@ -53,7 +60,7 @@ def default_tolerances(
     """The ``(atol, rtol)`` that ``contains`` uses for ``dtype``, unless given explicitly.
 
     Args:
-      dtype: a floating-point dtype.
+      dtype: a floating-point or complex dtype (complex ones take their real part's).
       atol: an absolute tolerance that overrides the default.
       rtol: a relative tolerance that overrides the default.
 
@@ -136,7 +143,12 @@ class AbstractStructure(abc.ABC, Generic[R]):
 
     @property
     def dtypes(self) -> tuple[torch.dtype, ...]:
-        """The dtypes the structure accepts; linear-algebra structures take float32/float64."""
+        """The dtypes the structure accepts, raw and value alike.
+
+        Linear-algebra structures take float32/float64, the complex ones (``Unitary``,
+        ``Hermitian``, ...) complex64/complex128, and masks, patterned subspaces and low-rank
+        products every floating dtype, real or complex.
+        """
         return _ALL_FLOAT_DTYPES
 
     @property
@@ -440,14 +452,18 @@ class AbstractStructure(abc.ABC, Generic[R]):
         Args:
           shape: the *structured* shape, batch dims included.
           generator: the random generator to draw from.
-          dtype: the dtype (default: ``torch.get_default_dtype()``).
+          dtype: the dtype (default: ``torch.get_default_dtype()``, or its complex
+            counterpart for structures that take complex dtypes only).
           device: the device (default: the generator's device, else the CPU).
 
         Returns:
           A raw tensor (a tuple of them for factored structures).
         """
         shape = self._check_init_shape(shape)
-        dtype = torch.get_default_dtype() if dtype is None else dtype
+        if dtype is None:
+            dtype = torch.get_default_dtype()
+            if dtype not in self.dtypes and dtype.to_complex() in self.dtypes:
+                dtype = dtype.to_complex()
         if device is None:
             device = generator.device if generator is not None else torch.device("cpu")
         self._check_shape(shape, "init", "shape")

@@ -54,6 +54,14 @@ def _one_operator(structure: Any, raw: Any, function: str) -> tuple[Operator, Te
     form = raw_form_of(structure)
     extra = 2 - structure.core_ndim
     some = raw if isinstance(raw, Tensor) else next(leaves(raw))
+    if some.is_complex():
+        raise _fail(
+            structure,
+            function,
+            f"takes real members only, got {str(some.dtype).removeprefix('torch.')} raw; for "
+            "complex ones use torch.linalg on structure.apply(raw).",
+            TypeError,
+        )
     if some.dim() < extra + len(form if isinstance(raw, Tensor) else next(leaves(form))):
         raise _fail(
             structure,

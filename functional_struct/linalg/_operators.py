@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._kernels import eye_like
+from .._kernels import abs_squared, eye_like
 
 
 def _common_batch(matrix: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -156,7 +156,7 @@ class LU(Factor):
         n = diagonal.shape[-1]
         moved = self.pivots != torch.arange(1, n + 1, device=self.pivots.device)
         parity = 1 - 2 * (moved.sum(-1) % 2)
-        sign = diagonal.sign().prod(-1) * parity.to(diagonal.dtype)
+        sign = torch.sgn(diagonal).prod(-1) * parity.to(diagonal.dtype)
         return sign, diagonal.abs().log().sum(-1)
 
     def inv(self) -> Tensor:  # noqa: D102 - documented on the base
@@ -241,7 +241,7 @@ class Triangular(Dense, Factor):
 
 
 class Orthogonal(Dense, Factor):
-    """A square orthogonal matrix ``Q`` with its determinant's sign from the chart."""
+    """A square orthogonal (or unitary) ``Q``, its determinant's sign (phase) from the chart."""
 
     RULES = {
         "solve": "orthogonal: Qᵀ b, O(n^2 k)",
@@ -257,7 +257,7 @@ class Orthogonal(Dense, Factor):
         return self
 
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
-        return self.matrix.mT @ b
+        return self.matrix.mH @ b
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
         # 0 * the entries' sum: exactly 0 for a finite member, NaN for a NaN one.
@@ -265,7 +265,7 @@ class Orthogonal(Dense, Factor):
         return self.sign + zero, zero
 
     def inv(self) -> Tensor:  # noqa: D102 - documented on the base
-        return self.matrix.mT
+        return self.matrix.mH
 
 
 class PositiveDefinite(Dense):
@@ -287,7 +287,7 @@ class PositiveDefinite(Dense):
 
 
 class Cholesky(Factor):
-    """``A = L Lᵀ``; NaN answers where the factorization fails.
+    """``A = L Lᴴ``; NaN answers where the factorization fails.
 
     Solves are two triangular solves, not ``cholesky_solve`` or ``cholesky_inverse``: the
     latter's forward-mode derivative is wrong in torch 2.13.
@@ -300,18 +300,18 @@ class Cholesky(Factor):
     def solve(self, b: Tensor) -> Tensor:  # noqa: D102 - documented on the base
         factor, b = _common_batch(self.factor, b)
         y = torch.linalg.solve_triangular(factor, b, upper=False)
-        return nan_unless(self.ok, torch.linalg.solve_triangular(factor.mT, y, upper=True), 2)
+        return nan_unless(self.ok, torch.linalg.solve_triangular(factor.mH, y, upper=True), 2)
 
     def inv_quad(self, b: Tensor) -> Tensor:
         """``|L⁻¹ b|²``: one triangular solve."""
         factor, column = _common_batch(self.factor, b.unsqueeze(-1))
         white = torch.linalg.solve_triangular(factor, column, upper=False)
-        return nan_unless(self.ok, white.square().sum((-2, -1)), 0)
+        return nan_unless(self.ok, abs_squared(white).sum((-2, -1)), 0)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
-        log = 2 * self.factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        log = 2 * self.factor.diagonal(dim1=-2, dim2=-1).real.log().sum(-1)
         log = torch.where(self.ok, log, math.nan)
-        return torch.where(self.ok, 1.0, math.nan).to(log.dtype), log
+        return torch.where(self.ok, 1.0, math.nan).to(self.factor.dtype), log
 
     def inv(self) -> Tensor:  # noqa: D102 - documented on the base
         return self.solve(eye_like(self.factor))

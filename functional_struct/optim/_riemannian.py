@@ -99,9 +99,9 @@ class _Walk:
                 raise TypeError(
                     f"fs.optim: leaf {path!r} must be a tensor, got {type(leaf).__name__}."
                 )
-            if not leaf.is_floating_point():
+            if not (leaf.is_floating_point() or leaf.is_complex()):
                 raise TypeError(
-                    f"fs.optim: leaf {path!r} must be floating point, got {leaf.dtype}."
+                    f"fs.optim: leaf {path!r} must be floating point or complex, got {leaf.dtype}."
                 )
             if s is not None and not s.supports("manifold"):
                 raise NotSupported(
@@ -154,11 +154,15 @@ def _step(s: AbstractStructure[Any] | None, x: Tensor, direction: Tensor, lr: Te
 
 
 def _squared(s: AbstractStructure[Any] | None, g: Tensor) -> Tensor:
-    """Adam's second-moment increment: ``g²`` per entry, or ``‖g‖²`` per point of a structure."""
+    """Adam's second-moment increment: ``|g|²`` per entry, or ``‖g‖²`` per point of a structure.
+
+    Real for complex ``g`` too (``|g|²``, as ``torch.optim.Adam``'s ``g * conj(g)``).
+    """
+    squares = torch.view_as_real(g).square().sum(-1) if g.is_complex() else g * g
     if s is None or s.core_ndim == 0:
-        return g * g
+        return squares
     core = tuple(range(g.dim() - s.core_ndim, g.dim()))
-    return (g * g).sum(core, keepdim=True)
+    return squares.sum(core, keepdim=True)
 
 
 def _carry(s: AbstractStructure[Any] | None, x: Tensor, new: Tensor, vector: Tensor) -> Tensor:

@@ -60,12 +60,15 @@ def _draw_raw(
 
 RAW_KINDS = ("init", "normal", "zeros", "constant", "rank_one")
 
+STANDARD_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+"""The dtypes the laws run in, where the structure accepts them."""
+
 
 def check_laws(
     structure: AbstractStructure,
     shape: Sequence[int] = (4, 4),
     *,
-    dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
+    dtypes: Sequence[torch.dtype] | None = None,
     batch_shapes: Sequence[tuple[int, ...]] = ((), (3,), (2, 3)),
     laws: Sequence[str] | None = None,
     max_magnitude: float = 1e3,
@@ -77,7 +80,8 @@ def check_laws(
     Args:
       structure: the structure under test.
       shape: a structured core shape (the trailing dims).
-      dtypes: dtypes for membership, inverse, projection, batching and purity.
+      dtypes: dtypes for membership, inverse, projection, batching and purity (default:
+        those of float32, float64, complex64 and complex128 the structure accepts).
       batch_shapes: leading batch shapes to try.
       laws: which laws to run (names from :data:`LAWS` and :data:`CAPABILITY_LAWS`); by
         default :func:`laws_for` the structure, which adds the laws of its capabilities.
@@ -100,6 +104,10 @@ def check_laws(
                 f"check_laws: law {name!r} is about {law.capability!r}, which {structure!r} "
                 "does not support (testing.laws_for(structure) lists the laws that apply)."
             )
+    if dtypes is None:
+        dtypes = [d for d in STANDARD_DTYPES if d in structure.dtypes]
+    precise = torch.float64 if torch.float64 in structure.dtypes else torch.complex128
+    single = torch.float32 if torch.float32 in structure.dtypes else torch.complex64
     gen = torch.Generator().manual_seed(seed)
     shape = tuple(shape)
     magnitudes = sorted({m for m in (1e-3, 1.0, max_magnitude) if m <= max_magnitude})
@@ -141,12 +149,12 @@ def check_laws(
                     edge = _draw_raw(structure, full, dtype, gen, "normal", scale)
                     _run(name, structure, law.check, edge, structure.apply(edge))
     if "derivatives" in laws:
-        raw = _draw_raw(structure, (2, *shape), torch.float64, gen, "normal", 1.0)
+        raw = _draw_raw(structure, (2, *shape), precise, gen, "normal", 1.0)
         _run("derivatives", structure, check_derivatives, raw)
     if "compile" in laws:
-        raw = _draw_raw(structure, (2, *shape), torch.float32, gen, "normal", 1.0)
+        raw = _draw_raw(structure, (2, *shape), single, gen, "normal", 1.0)
         other_shape = _other_shape(structure, shape)
-        other = _draw_raw(structure, other_shape, torch.float32, gen, "normal", 1.0)
+        other = _draw_raw(structure, other_shape, single, gen, "normal", 1.0)
         _run("compile", structure, check_compile, raw, other=other)
     if "bad_input" in laws:
         _run("bad_input", structure, check_bad_input, shape)

@@ -22,7 +22,7 @@ from .._tree import structure as _structure_tree
 
 # Agreement between two computations of the same value (vmap vs loop, compiled vs eager), as
 # max |a - b| / max(1, max |b|). float32 allows for reassociation in batched/fused kernels.
-_AGREE = {torch.float32: 1e-4, torch.float64: 1e-9}
+_AGREE = {torch.float32: 1e-4, torch.float64: 1e-9, torch.complex64: 1e-4, torch.complex128: 1e-9}
 # Finite differences in float64 with a central step of 1e-6: truncation ~1e-12, rounding ~1e-10.
 _FD_STEP = 1e-6
 _FD_TOL = 1e-5
@@ -39,6 +39,25 @@ def _leaves(tree: Any) -> list[Any]:
 
 def _map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     return optree.tree_map(fn, tree, *rest, none_is_leaf=True, namespace="torch")
+
+
+def widen(x: Tensor) -> Tensor:
+    """``x`` in float64, or complex128 if it is complex (``double()`` drops imaginary parts)."""
+    return x.to(torch.complex128 if x.is_complex() else torch.float64)
+
+
+def widen_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64, or complex128 for a complex ``dtype``."""
+    return torch.complex128 if dtype.is_complex else torch.float64
+
+
+def real_view(x: Tensor) -> Tensor:
+    """A real tensor with the same numbers: ``view_as_real`` (a trailing dim of 2) if complex.
+
+    torch.func's Jacobians take and give real tensors only; derivatives of complex maps are
+    those of the real and imaginary parts (torch's convention for gradients of real losses).
+    """
+    return torch.view_as_real(x) if x.is_complex() else x
 
 
 def _describe(tree: Any) -> str:
@@ -61,7 +80,7 @@ def _error(a: Any, b: Any) -> float:
     for x, y in zip(_leaves(a), _leaves(b), strict=True):
         if x.shape != y.shape:
             return math.inf
-        x, y = x.detach().double(), y.detach().double()
+        x, y = widen(x.detach()), widen(y.detach())
         scale = max(1.0, y.abs().max().item() if y.numel() else 1.0)
         diff = (x - y).abs().max().item() if x.numel() else 0.0
         worst = max(worst, diff / scale if math.isfinite(diff) else math.inf)
@@ -218,9 +237,9 @@ def _hostile(structure: AbstractStructure, value: Tensor) -> Tensor:
     float64), and elements with one NaN, one +Inf and one -Inf entry.
     """
     flat = _batch_elements(structure, value)
-    huge = 1e300 if value.dtype == torch.float64 else 1e30
+    huge = 1e300 if value.dtype in (torch.float64, torch.complex128) else 1e30
     first = flat[:1]
-    extra = [torch.zeros_like(first), torch.full_like(first, 2.0), huge * first.sign()]
+    extra = [torch.zeros_like(first), torch.full_like(first, 2.0), huge * torch.sgn(first)]
     for bad in (math.nan, math.inf, -math.inf):
         corrupt = first.clone().reshape(1, -1)
         corrupt[:, 0] = bad
@@ -360,15 +379,22 @@ def check_batching(structure: AbstractStructure, raw: Any, value: Tensor) -> Non
 
 
 def _flat_view(structure: AbstractStructure, raw: Any) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
-    """``raw`` as one vector, and ``apply`` as a function of such vectors, flattened."""
-    leaves = _leaves(raw)
+    """``raw`` as one real vector, and ``apply`` as a function of such vectors, flattened.
+
+    Complex raws and values are read as their real and imaginary parts (:func:`real_view`).
+    """
+    leaves = [real_view(x) for x in _leaves(raw)]
+    complex_raw = [x.is_complex() for x in _leaves(raw)]
     spec = optree.tree_structure(raw, none_is_leaf=True, namespace="torch")
     sizes = [x.numel() for x in leaves]
     shapes = [x.shape for x in leaves]
 
     def fn(vector: Tensor) -> Tensor:
-        parts = [p.reshape(s) for p, s in zip(vector.split(sizes), shapes, strict=True)]
-        return structure.apply(optree.tree_unflatten(spec, parts)).flatten()
+        parts = [
+            torch.view_as_complex(p.reshape(s)) if c else p.reshape(s)
+            for p, s, c in zip(vector.split(sizes), shapes, complex_raw, strict=True)
+        ]
+        return real_view(structure.apply(optree.tree_unflatten(spec, parts))).flatten()
 
     return torch.cat([x.flatten() for x in leaves]), fn
 
@@ -379,13 +405,17 @@ def check_derivatives(structure: AbstractStructure, raw: Any, *, tol: float = _F
     ``jacrev``, ``jacfwd`` and ``hessian`` are compared with finite differences, ``vmap(jacfwd)``
     and ``vmap(grad)`` with loops, ``jacrev(jacrev)`` with ``hessian``; gradients are finite.
 
+    Complex raws and values are differentiated as their real and imaginary parts.
+
     Args:
       structure: the structure under test.
-      raw: a float64 raw input with one batch dim, away from any kink of the map.
+      raw: a float64 (or complex128) raw input with one batch dim, away from any kink.
       tol: allowed relative error against finite differences.
     """
-    if _dtype(raw) != torch.float64:
-        raise ValueError("check_derivatives compares with finite differences: pass float64 raw.")
+    if _dtype(raw) not in (torch.float64, torch.complex128):
+        raise ValueError(
+            "check_derivatives compares with finite differences: pass float64 or complex128 raw."
+        )
     batch = _unbind(raw)
     flats = [_flat_view(structure, r) for r in batch]
     vectors = torch.stack([v for v, _ in flats])
@@ -504,14 +534,24 @@ def check_compile(
     tol = 10 * _AGREE.get(_dtype(raw), 1e-2)
 
     def loss(r: Any) -> Tensor:
-        return structure.apply(r).square().sum()
+        return real_view(structure.apply(r)).square().sum()
 
     checks: list[tuple[str, Callable[[Any], Any], Any]] = [
         ("apply", structure.apply, raw),
         ("vmap(grad(loss))", vmap(grad(loss)), raw),
     ]
     if jacobian:
-        checks.append(("jacfwd(apply)", jacfwd(structure.apply), _unbind(raw)[0]))
+        one = _unbind(raw)[0]
+        if any(x.is_complex() for x in _leaves(one)):  # torch.func's Jacobians: real only
+            checks.append(
+                (
+                    "jacfwd(apply)",
+                    jacfwd(_flat_view(structure, one)[1]),
+                    _flat_view(structure, one)[0],
+                )
+            )
+        else:
+            checks.append(("jacfwd(apply)", jacfwd(structure.apply), one))
     torch._dynamo.reset()
     for name, fn, x in checks:
         try:
@@ -639,14 +679,19 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
       shape: a valid structured shape (without batch dims).
     """
     name = re.escape(type(structure).__name__)
-    too_few = torch.zeros((2,) * (structure.core_ndim - 1))
     template = structure.init(shape)  # a tensor, or a tuple for factored structures
-    integer_raw = _map(lambda x: x.long(), template)
+    ok = _dtype(template)  # an accepted dtype, for the cases about shapes
+    too_few = torch.zeros((2,) * (structure.core_ndim - 1), dtype=ok)
+    integer_raw = _map(lambda x: torch.zeros_like(x, dtype=torch.long), template)
+    refused = next(
+        d for d in (torch.complex64, torch.float32, torch.int32) if d not in structure.dtypes
+    )
+    refused_name = str(refused).removeprefix("torch.")
     form = raw_form_of(structure)
     if not is_factored(form):
-        too_few_raw: Any = torch.zeros((2,) * (len(next(leaves(form))) - 1))
+        too_few_raw: Any = torch.zeros((2,) * (len(next(leaves(form))) - 1), dtype=ok)
     else:  # the template has no batch dims: one dim fewer in every part
-        too_few_raw = _map(lambda x: torch.zeros(x.shape[1:]), template)
+        too_few_raw = _map(lambda x: torch.zeros(x.shape[1:], dtype=ok), template)
     got_raw = "got shape"
     tree = _structure_tree({"layer.weight": structure})
     not_a_tensor: Any = [[0.0]]
@@ -664,10 +709,10 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
             [name, "bool"],
         ),
         (
-            "complex tensor",
-            lambda: structure.project(torch.zeros(shape, dtype=torch.complex64)),
+            f"{refused_name} tensor (a dtype it refuses)",
+            lambda: structure.project(torch.zeros(shape, dtype=refused)),
             TypeError,
-            [name, "complex64"],
+            [name, refused_name],
         ),
         ("not a tensor", lambda: structure.inverse(not_a_tensor), TypeError, [name, "list"]),
         (
@@ -692,7 +737,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
         cases.append(
             (
                 "one tensor for a factored raw",
-                lambda: structure.apply(torch.zeros(shape)),
+                lambda: structure.apply(torch.zeros(shape, dtype=ok)),
                 TypeError,
                 [name, "tuple", "Tensor"],
             )
@@ -702,7 +747,7 @@ def check_bad_input(structure: AbstractStructure, shape: Sequence[int]) -> None:
         cases.append(
             (
                 "non-square",
-                lambda: structure.project(torch.zeros(wide)),
+                lambda: structure.project(torch.zeros(wide, dtype=ok)),
                 ValueError,
                 [name, "square", re.escape(str(tuple(wide)))],
             )

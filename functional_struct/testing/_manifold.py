@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.func import jvp, vmap
 
 from .._structure import default_tolerances
-from ._laws import fail
+from ._laws import fail, widen
 from ._registry import register_law
 
 
@@ -39,7 +39,7 @@ def check_manifold(structure: Any, raw: Any, value: Tensor, steps: int = 50) -> 
     """Check ``tangent``, ``riemannian_gradient``, ``retract`` and ``transport`` at ``value``."""
     x = value
     dtype = x.dtype
-    tol = 1e-4 if dtype == torch.float32 else 1e-9
+    tol = 1e-4 if dtype in (torch.float32, torch.complex64) else 1e-9
     gen = torch.Generator().manual_seed(0)
     g = torch.randn(x.shape, generator=gen, dtype=dtype).to(x.device)
     scale = x.abs().amax() + 1e-3
@@ -82,8 +82,8 @@ def check_manifold(structure: Any, raw: Any, value: Tensor, steps: int = 50) -> 
             "vmap of retract differs from the batched call",
         )
 
-    x64 = structure.project(x.double())  # a member to float64 precision, not float32's
-    v64 = structure.tangent(x64, unit.double())
+    x64 = structure.project(widen(x))  # a member to float64 precision, not float32's
+    v64 = structure.tangent(x64, widen(unit))
     zero = torch.zeros((), dtype=torch.float64)
     one = torch.ones((), dtype=torch.float64)
     velocity = jvp(lambda t: structure.retract(x64, t * v64), (zero,), (one,))[1]
