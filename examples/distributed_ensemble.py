@@ -236,7 +236,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[16:]),
+        epilog=__doc__[__doc__.index("    torchrun --nproc_per_node") :],
     )
     parser.add_argument("--ensemble", "-e", type=int, default=32, help="members (E)")
     parser.add_argument("--size", "-n", type=int, default=16, help="matrix size n")

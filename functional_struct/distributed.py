@@ -448,11 +448,11 @@ def save(
 
     Example:
       >>> import tempfile
-      >>> folder = tempfile.mkdtemp()
       >>> tree = {"w": torch.arange(6.0).reshape(3, 2)}
-      >>> out = save(folder + "/step_1", tree, range(3), shared={"step": torch.tensor(1)})
       >>> like, step = {"w": torch.zeros(2, 2)}, {"step": torch.tensor(0)}
-      >>> back, shared = load(out, like, [2, 0], shared=step)
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     out = save(folder + "/step_1", tree, range(3), shared={"step": torch.tensor(1)})
+      ...     back, shared = load(out, like, [2, 0], shared=step)
       >>> back["w"], shared["step"]
       (tensor([[4., 5.],
               [0., 1.]]), tensor(1))
