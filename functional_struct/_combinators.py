@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._kernels import abs_squared
 from ._elementwise import Positive
 from ._rank import LowRank
 from ._rawform import RawShape, is_factored, leaves, map_raw, parts_of
@@ -413,7 +414,7 @@ class Sum(_Composite):
         dims = tuple(range(-self.core_ndim, 0))
         scale = value.abs().amax(dims, keepdim=True)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        v = (value / scale).to(torch.float64)
+        v = (value / scale).to(torch.complex128 if value.is_complex() else torch.float64)
         members = [torch.zeros_like(v) for _ in parts]
         residual = [part._project(v) for part in parts]
         direction = list(residual)
@@ -498,7 +499,9 @@ class Sum(_Composite):
 
 
 def _dot(x: Tensor, dims: tuple[int, ...]) -> Tensor:
-    return (x * x).sum(dims, keepdim=True) if dims else x * x
+    """``‖x‖²`` over ``dims`` (real, for complex ``x`` too: the real inner product)."""
+    squares = abs_squared(x)
+    return squares.sum(dims, keepdim=True) if dims else squares
 
 
 def _rest_raw(part: AbstractStructure, value: Tensor) -> Any:

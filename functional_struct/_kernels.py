@@ -121,6 +121,8 @@ def flip_first_column(q: Tensor, flip: Tensor) -> Tensor:
 def largest_entry_signs(vectors: Tensor) -> Tensor:
     """The (..., 1, k) signs that make each column's largest entry positive.
 
+    For complex vectors, the unit phases that make it real and positive.
+
     Eigen- and singular vectors are unique only up to sign, and LAPACK's signs differ between
     batched and single calls: multiplying by these gives one answer for every batch layout.
 
@@ -129,6 +131,9 @@ def largest_entry_signs(vectors: Tensor) -> Tensor:
       tensor([[-1.,  1.]])
     """
     top = vectors.gather(-2, vectors.abs().argmax(-2, keepdim=True))
+    if top.is_complex():
+        size = top.abs()
+        return torch.where(size > 0, top.conj() / torch.where(size > 0, size, 1.0), 1.0)
     return torch.where(top < 0, -1.0, 1.0).to(vectors.dtype)
 
 

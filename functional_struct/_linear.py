@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ._rawform import RawShape, one_tensor
-from ._structure import AbstractStructure, close
+from ._structure import SUBSPACE_DTYPES, AbstractStructure, close
 from ._validate import check_bool
 
 __all__ = ["CONJUGATE", "IMAGINARY", "REAL", "AbstractLinear", "Pattern", "band_size"]
@@ -172,6 +172,7 @@ class AbstractLinear(AbstractStructure):
     packed: bool
     inverse_outside = "project"
     linear = True
+    dtypes = SUBSPACE_DTYPES
 
     @property
     def square(self) -> bool:  # noqa: D102 - documented on the base
@@ -265,7 +266,8 @@ class AbstractLinear(AbstractStructure):
         return super()._refusal(name)
 
     def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
-        return self._apply(raw), raw.new_zeros(raw.shape[:-1])  # coordinates to themselves
+        zeros = raw.new_zeros(raw.shape[:-1], dtype=raw.dtype.to_real())
+        return self._apply(raw), zeros  # coordinates to themselves
 
     def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:
         m, n = value.shape[-2:]

@@ -40,7 +40,13 @@ from ._kernels import (
     truncated_svd,
 )
 from ._rawform import RawShape, one_tensor, parts_of
-from ._structure import LINALG_DTYPES, AbstractStructure, default_tolerances, finite_or_zero
+from ._structure import (
+    COMPLEX_DTYPES,
+    LINALG_DTYPES,
+    AbstractStructure,
+    default_tolerances,
+    finite_or_zero,
+)
 from ._validate import check_int, check_real
 from .linalg import operators as ops
 
@@ -144,7 +150,7 @@ class LowRank(AbstractStructure):
 
     rank: int
 
-    dtypes = LINALG_DTYPES
+    dtypes = LINALG_DTYPES + COMPLEX_DTYPES
     inverse_outside = "project"
 
     def __post_init__(self) -> None:
@@ -572,9 +578,12 @@ class BoundedSpectralNorm(AbstractStructure):
 
 
 def _signed(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """Singular vector pairs signed so that each column of ``u`` has a positive largest entry."""
+    """Singular vector pairs signed so that each column of ``u`` has a positive largest entry.
+
+    ``v`` takes the conjugate phase, so that ``u diag(s) vᵀ`` keeps its value.
+    """
     sign = largest_entry_signs(u)
-    return u * sign, v * sign
+    return u * sign, v * sign.conj()
 
 
 def _square_pair(raw_shape: RawShape) -> torch.Size:

@@ -1,6 +1,7 @@
 """The shared contract: every catalog structure against every law of ``fs.testing``.
 
-Each law is one test, parametrized over the whole catalog, float32 and float64, and batch
+Each law is one test, parametrized over the whole catalog, each dtype of float32, float64,
+complex64 and complex128 the structure accepts, and batch
 shapes (), (3,), (2, 3); hypothesis draws the raw inputs (zeros, constants, rank-one and
 large magnitudes included). A structure joins by being added to ``fs.testing.CATALOG``.
 """
@@ -28,7 +29,20 @@ def _compile_params():
     return params
 
 
-DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
+STANDARD = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+
+def _with_dtypes(entries):
+    """(entry, dtype) for every dtype of float32, float64, complex64, complex128 it accepts."""
+    return [
+        pytest.param(e.values[0], d, id=f"{e.id}-{str(d).removeprefix('torch.')}", marks=e.marks)
+        for e in entries
+        for d in STANDARD
+        if d in e.values[0].structure.dtypes
+    ]
+
+
+ENTRY_DTYPES = _with_dtypes(ENTRIES)
 BATCHES = [
     pytest.param((), id="unbatched"),
     pytest.param((3,), id="b3"),
@@ -41,8 +55,7 @@ def _shape(data, entry, batch):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 @given(data=st.data())
 def test_membership(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
@@ -54,8 +67,7 @@ def test_membership(entry, dtype, batch, data):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 @given(data=st.data())
 def test_inverse_round_trip(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
@@ -69,8 +81,7 @@ def test_inverse_round_trip(entry, dtype, batch, data):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 @given(data=st.data())
 def test_projection(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
@@ -85,8 +96,7 @@ def test_projection(entry, dtype, batch, data):
 
 
 @pytest.mark.parametrize("batch", [b for b in BATCHES if b.values[0]])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 @given(data=st.data())
 def test_batching(entry, dtype, batch, data):
     shape = _shape(data, entry, batch)
@@ -107,8 +117,7 @@ def test_batching(entry, dtype, batch, data):
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 @given(data=st.data())
 def test_linalg(entry, dtype, batch, data):
     """Every fs.linalg function equals torch.linalg on apply(raw), for every structure: the
@@ -125,8 +134,7 @@ def test_linalg(entry, dtype, batch, data):
     testing.check_linalg(entry.structure, raw, entry.structure.apply(raw))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 @given(data=st.data())
 def test_outside(entry, dtype, data):
     """Hostile values (non-members, zeros, 1e30, NaN, Inf) never raise; inverse gives the raw
@@ -143,12 +151,16 @@ def test_outside(entry, dtype, data):
     testing.check_outside(entry.structure, both, tol=entry.tolerance)
 
 
-@pytest.mark.parametrize("entry", ENTRIES)
+PRECISE = [p for p in ENTRY_DTYPES if p.values[1] in (torch.float64, torch.complex128)]
+
+
+@pytest.mark.parametrize(("entry", "dtype"), PRECISE)
 @given(data=st.data())
-def test_derivatives(entry, data):
+def test_derivatives(entry, dtype, data):
+    """Against float64 finite differences (complex: in the real and imaginary parts)."""
     core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
     if not entry.differentiable:  # blocks gradients on purpose: exactly zero where frozen
-        raw = entry.structure.init((2, *core), dtype=torch.float64)
+        raw = entry.structure.init((2, *core), dtype=dtype)
         forward = torch.func.jacfwd(entry.structure.apply)(raw)
         backward = torch.func.jacrev(entry.structure.apply)(raw)
         for f, b in zip(testing._leaves(forward), testing._leaves(backward), strict=True):
@@ -165,7 +177,7 @@ def test_derivatives(entry, data):
         testing.raw_tensors(
             entry.structure,
             (2, *core),
-            dtype=torch.float64,
+            dtype=dtype,
             max_magnitude=3.0,
             min_magnitude=1.0,
             kinds=("init", "normal"),
@@ -180,7 +192,8 @@ def test_derivatives(entry, data):
 def test_gradients_finite_everywhere(entry, data):
     """Zeros, constants and large magnitudes too: no NaN gradient anywhere in the range."""
     core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
-    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    accepted = [d for d in STANDARD if d in entry.structure.dtypes]
+    dtype = data.draw(st.sampled_from(accepted), label="dtype")
     raw = data.draw(
         testing.raw_tensors(
             entry.structure, (2, *core), dtype=dtype, max_magnitude=entry.max_magnitude
@@ -188,7 +201,7 @@ def test_gradients_finite_everywhere(entry, data):
         label="raw",
     )
     weights = torch.randn((2, *core), dtype=dtype)
-    grads = torch.func.grad(lambda r: (weights * entry.structure.apply(r)).sum())(raw)
+    grads = torch.func.grad(lambda r: (weights * entry.structure.apply(r)).real.sum())(raw)
     assert all(torch.isfinite(g).all() for g in testing._leaves(grads))
 
 
@@ -220,8 +233,7 @@ def test_compile_dynamic_shapes_of_the_slow_compilers(entry):
     testing.check_compile(entry.structure, raw, jacobian=False, other=other)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 def test_purity(entry, dtype):
     gen = torch.Generator().manual_seed(0)
     for core in entry.core_shapes:
@@ -265,8 +277,7 @@ LOG_DET_ENTRIES = [e for e in ENTRIES if e.values[0].structure.supports("log_det
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", LOG_DET_ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), _with_dtypes(LOG_DET_ENTRIES))
 @given(data=st.data())
 def test_log_det(entry, dtype, batch, data):
     """The closed-form log-det equals the dense Jacobian's, for raw up to the range's edge."""
@@ -297,8 +308,7 @@ MANIFOLD_ENTRIES = [e for e in ENTRIES if e.values[0].structure.supports("manifo
 
 
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("entry", MANIFOLD_ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), _with_dtypes(MANIFOLD_ENTRIES))
 def test_manifold(entry, dtype, batch):
     """Tangent projection, retraction and transport of every structure that has them."""
     gen = torch.Generator().manual_seed(0)

@@ -19,13 +19,14 @@ float32).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.func import grad, jacfwd, vmap
 
-from ._laws import fail
+from ._laws import fail, real_view, widen
 from ._registry import register_law
 
 _ELEMENTS = 4
@@ -50,12 +51,20 @@ def _require(ok: Any, structure: Any, raw: Any, what: str) -> None:
 
 
 def _reference(structure: Any, raw: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-    """``log|det|`` of the dense Jacobian in the free coordinates, and its condition number."""
-    d = raw.numel()
-    jacobian = jacfwd(structure.apply)(raw)
-    value_core = jacobian.shape[: jacobian.dim() - raw.dim()]
+    """``log|det|`` of the dense Jacobian in the free coordinates, and its condition number.
+
+    For complex raws, in their real and imaginary parts (coordinates too).
+    """
+    fn, flat = _real_map(structure.apply, raw)
+    d = flat.numel()
+    jacobian = jacfwd(fn)(flat)
+    value_core = jacobian.shape[: jacobian.dim() - flat.dim()]
     tangents = jacobian.reshape(value_core.numel(), d).T.reshape(d, *value_core)
+    if raw.is_complex():
+        tangents = torch.view_as_complex(tangents.contiguous())
     coordinates = structure._log_det_coordinates(value, tangents)
+    if coordinates.is_complex():
+        coordinates = torch.view_as_real(coordinates).reshape(d, -1)
     if coordinates.shape != (d, d):
         raise ValueError(
             f"_log_det_coordinates gives {tuple(coordinates.shape[1:])} coordinates for "
@@ -64,9 +73,23 @@ def _reference(structure: Any, raw: Tensor, value: Tensor) -> tuple[Tensor, Tens
     return torch.linalg.slogdet(coordinates)[1], torch.linalg.cond(coordinates)
 
 
+def _real_map(fn: Callable[[Tensor], Tensor], raw: Tensor) -> tuple[Any, Tensor]:
+    """``fn`` as a map of real tensors (``view_as_real`` for complex ones), and ``raw`` so.
+
+    torch.func differentiates real tensors only.
+    """
+    if not raw.is_complex():
+        return fn, raw
+
+    def real_fn(r: Tensor) -> Tensor:
+        return real_view(fn(torch.view_as_complex(r)))
+
+    return real_fn, torch.view_as_real(raw)
+
+
 def check_log_det(structure: Any, raw: Any, value: Tensor) -> None:
     """Check ``forward_and_log_det``/``inverse_and_log_det`` of ``structure`` at ``raw``."""
-    raw64 = raw.double()
+    raw64 = widen(raw)
     value64, log_det = structure.forward_and_log_det(raw64)
     want = structure.apply(raw64)
     scale = 1 + want.abs()
@@ -74,9 +97,10 @@ def check_log_det(structure: Any, raw: Any, value: Tensor) -> None:
     batch = log_det.shape
     core = raw64.shape[len(batch) :]
     _require(torch.isfinite(log_det), structure, raw, "log_det is not finite")
+    _require(not log_det.is_complex(), structure, raw, "log_det is complex (it is a real number)")
 
     _, in_dtype = structure.forward_and_log_det(raw)
-    tol = 1e-3 if raw.dtype == torch.float32 else 1e-8
+    tol = 1e-3 if raw.dtype in (torch.float32, torch.complex64) else 1e-8
     err = (in_dtype.double() - log_det).abs()
     _require(
         err <= tol * (1 + log_det.abs()),
@@ -117,7 +141,7 @@ def check_log_det(structure: Any, raw: Any, value: Tensor) -> None:
         "apply(inverse_and_log_det(value)[0]) differs from value",
     )
     flat_back = back.reshape(count, *core)
-    size = flat.abs().reshape(count, d).amax(-1) if d else torch.zeros(count, dtype=flat.dtype)
+    size = flat.abs().reshape(count, d).amax(-1) if d else torch.zeros(count, dtype=torch.float64)
     recoverable = size <= _RECOVERABLE
     same = ((flat_back - flat).abs() <= 1e-6 * (1 + flat.abs())).reshape(count, d).all(-1)
     _require(same | ~recoverable, structure, raw, "inverse_and_log_det does not give the raw back")
@@ -145,9 +169,10 @@ def check_log_det(structure: Any, raw: Any, value: Tensor) -> None:
 def _check_derivatives(structure: Any, raw: Tensor) -> None:
     """``grad`` and ``jacfwd`` of the log-det against a central difference along one direction."""
 
-    def log_det(r: Tensor) -> Tensor:
+    def log_det_of(r: Tensor) -> Tensor:
         return structure.forward_and_log_det(r)[1]
 
+    log_det, raw = _real_map(log_det_of, raw)
     gen = torch.Generator().manual_seed(0)
     direction = torch.randn(raw.shape, generator=gen, dtype=raw.dtype)
     h = 1e-5 * (1 + raw.abs().max())
