@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._kernels import abs_squared
 from ._elementwise import Positive
+from ._kernels import abs_squared
 from ._rank import LowRank
 from ._rawform import RawShape, is_factored, leaves, map_raw, parts_of
 from ._structure import AbstractStructure, raw_form_of
