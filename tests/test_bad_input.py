@@ -76,10 +76,16 @@ CASES = [
         ["UpperTriangular", "got bool"],
     ),
     (
-        "complex tensor",
-        lambda: fs.Symmetric().apply(torch.ones(3, 3, dtype=torch.complex64)),
+        "complex tensor where real ones belong",
+        lambda: fs.PositiveDefinite().apply(torch.ones(3, 3, dtype=torch.complex64)),
         TypeError,
-        ["Symmetric", "got complex64"],
+        ["PositiveDefinite", "got complex64", "float32 or float64"],
+    ),
+    (
+        "real tensor where complex ones belong",
+        lambda: fs.Unitary().apply(torch.ones(3, 3)),
+        TypeError,
+        ["Unitary", "got float32", "complex64 or complex128"],
     ),
     (
         "float16 for a linear-algebra structure",
@@ -402,10 +408,10 @@ CASES = [
         ["Hankel", "is packed", "4 fits no n"],
     ),
     (
-        "LowerTriangular of a complex tensor",
-        lambda: fs.LowerTriangular().inverse(torch.ones(2, 2, dtype=torch.complex64)),
+        "Orthogonal of a complex tensor (Unitary is the complex one)",
+        lambda: fs.Orthogonal().inverse(torch.ones(2, 2, dtype=torch.complex64)),
         TypeError,
-        ["LowerTriangular", "got complex64"],
+        ["Orthogonal", "got complex64"],
     ),
     (
         "SpecialOrthogonal of float16",

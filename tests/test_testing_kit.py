@@ -170,6 +170,52 @@ class MisdeclaredRaw(fs.UpperTriangular):
         return torch.Size([raw_shape[-1], raw_shape[-2]])
 
 
+@dataclasses.dataclass(frozen=True)
+class TransposedUnitary(fs.Unitary):
+    """Cayley with the transpose where the conjugate transpose belongs: complex orthogonal."""
+
+    def _apply(self, raw):
+        lower = torch.tril(raw, -1)
+        eye = eye_like(lower)
+        return 2 * torch.linalg.inv(eye - lower + lower.mT) - eye
+
+
+class _ConjugationSlip(torch.autograd.Function):
+    """``(x + xᴴ) / 2`` whose backward forgets to conjugate: right for real input only."""
+
+    @staticmethod
+    def forward(x):
+        return (x + x.mH) / 2
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g + g.mT) / 2
+
+    @staticmethod
+    def jvp(ctx, t):
+        return (t + t.mT) / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ConjugationSlip(fs.Hermitian):
+    """Right values, wrong derivatives with respect to imaginary parts."""
+
+    def _apply(self, raw):
+        return _ConjugationSlip.apply(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class RealDiagonalSkew(fs.SkewHermitian):
+    """Keeps the real parts of the diagonal: its projections are not skew-Hermitian."""
+
+    def _project(self, value):
+        return (value - value.mT) / 2 + torch.diag_embed(value.diagonal(dim1=-2, dim2=-1))
+
+
 CASES = [
     pytest.param(NearlyOrthogonal(), "membership", (3, 3), id="membership"),
     pytest.param(TransposingInverse(), "inverse", (3, 3), id="inverse"),
@@ -187,6 +233,9 @@ CASES = [
     pytest.param(HostSyncInit(), "purity", (3, 3), id="purity-meta"),
     pytest.param(ContainsEverything(), "outside", (3, 3), id="outside-contains-everything"),
     pytest.param(MisdeclaredRaw(), "raw_form", (2, 3), id="raw-form-misdeclared"),
+    pytest.param(TransposedUnitary(), "membership", (3, 3), id="complex-membership-transpose"),
+    pytest.param(ConjugationSlip(), "derivatives", (3, 3), id="complex-derivatives-conjugate"),
+    pytest.param(RealDiagonalSkew(), "projection", (3, 3), id="complex-projection-diagonal"),
 ]
 
 
