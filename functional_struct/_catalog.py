@@ -147,7 +147,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(Unitary(), _SQUARE + _TALL, max_magnitude=100.0),
     CatalogEntry(Unitary(method="expm"), _SQUARE, max_magnitude=30.0, finite_magnitude=100.0),
     CatalogEntry(Unitary(method="householder"), _SQUARE + _TALL, max_magnitude=100.0),
-    CatalogEntry(SpecialUnitary(), _SQUARE, max_magnitude=100.0),
+    CatalogEntry(SpecialUnitary(), _SQUARE, max_magnitude=30.0, finite_magnitude=100.0),
     CatalogEntry(Hermitian(), _SQUARE),
     CatalogEntry(Hermitian(packed=True), _SQUARE),
     CatalogEntry(SkewHermitian(), _SQUARE),

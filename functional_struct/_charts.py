@@ -308,7 +308,7 @@ def unitary_householder(raw: Tensor) -> Tensor:
     vectors = torch.tril(raw, -1) + torch.eye(n, k, dtype=raw.dtype, device=raw.device)
     tau = 2 / torch.view_as_real(vectors).square().sum((-3, -1))
     q = -torch.linalg.householder_product(vectors, tau.to(raw.dtype))
-    angles = raw.diagonal(dim1=-2, dim2=-1).imag
+    angles = raw.imag.diagonal(dim1=-2, dim2=-1)
     return q * torch.polar(torch.ones_like(angles), angles).unsqueeze(-2)
 
 
@@ -359,11 +359,12 @@ Cayley and the exponential read the lower triangle with the imaginary diagonal
 
 
 def special_unitary(raw: Tensor) -> Tensor:
-    """The Cayley unitary of the raw with its last column turned by ``conj(det)``: det 1.
+    """``exp(A - tr(A)/n I)``, ``A`` skew-Hermitian from the raw (:func:`exp_skew`): det 1.
 
-    ``det Q = det(I + A) / det(I - A) = conj(d) / d`` for ``d = det(I - A)`` (``I + A`` is
-    ``(I - A)ᴴ``), so ``conj(det Q)`` is the square of ``d``'s phase, read off the LU pivots
-    (``torch.linalg.det``'s forward derivative does not run under ``vmap`` for complex input).
+    The exponential of a traceless skew-Hermitian matrix has determinant ``e^0 = 1`` exactly,
+    and every special unitary is one. No determinant is computed: in torch 2.13 the forward
+    derivative of ``torch.linalg.det`` does not run under ``vmap`` for complex input, that of
+    ``slogdet`` is silently wrong there, and inductor fails on ``lu_factor_ex``'s backward.
 
     Example:
       >>> q = special_unitary(torch.randn(3, 3, dtype=torch.complex128))
@@ -371,16 +372,34 @@ def special_unitary(raw: Tensor) -> Tensor:
       True
     """
     skew = skew_from_lower(raw)
-    eye = eye_like(skew)
-    q = 2 * _inv_or_nan(eye - skew) - eye
-    lu, pivots, _ = torch.linalg.lu_factor_ex(eye - skew)
+    n = skew.shape[-1]
+    mean = skew.diagonal(dim1=-2, dim2=-1).sum(-1) / n
+    q = matrix_exp(skew - mean[..., None, None] * eye_like(skew))
+    return torch.where(torch.isinf(q), torch.nan, q)
+
+
+def log_special_unitary(q: Tensor) -> Tensor:
+    """A raw of :func:`special_unitary` for ``q``: a traceless logarithm, by eigenvalues.
+
+    The eigenvalues ``e^(iθ)`` (principal ``θ``) of a special unitary sum to ``2πk``; ``k`` of
+    the largest ``θ`` are lowered by ``2π`` (or the smallest raised) so that the logarithm
+    ``V diag(iθ) V⁻¹`` is traceless. Computed in complex128; not differentiated.
+
+    Example:
+      >>> q = special_unitary(torch.randn(4, 4, dtype=torch.complex128) * 3)
+      >>> torch.allclose(special_unitary(log_special_unitary(q)), q)
+      True
+    """
+    wide = q.to(torch.complex128)
+    values, vectors = torch.linalg.eig(wide)
+    theta = torch.angle(values)
     n = q.shape[-1]
-    steps = torch.arange(1, n + 1, device=q.device)
-    parity = 1 - 2 * ((pivots != steps).sum(-1) % 2)
-    phase = torch.sgn(lu.diagonal(dim1=-2, dim2=-1)).prod(-1) * parity.to(q.dtype)
-    turn = phase.square()
-    last = torch.arange(n, device=q.device) == n - 1
-    return q * torch.where(last, turn.unsqueeze(-1), 1.0).unsqueeze(-2)
+    k = torch.round(theta.sum(-1, keepdim=True) / (2 * math.pi))
+    rank = theta.argsort(-1).argsort(-1)
+    theta = theta - 2 * math.pi * ((k > 0) & (rank >= n - k)).to(theta.dtype)
+    theta = theta + 2 * math.pi * ((k < 0) & (rank < -k)).to(theta.dtype)
+    log = torch.linalg.solve_ex(vectors, vectors * (1j * theta).unsqueeze(-2), left=False)[0]
+    return lower_from_skew((log - log.mH) / 2).to(q.dtype)
 
 
 # ------------------------------------------------------------------------- positive-definite
@@ -391,7 +410,7 @@ def _cholesky_forward(raw: Tensor, floor: float, relative_floor: float) -> Tenso
     times a Python float, broadcast into a later matmul (Invertible's ``Q @ P``), breaks the
     compiled ``jacfwd`` (a float64 fake tangent).
     """
-    factor = tril_with_diagonal(raw, F.softplus(raw.diagonal(dim1=-2, dim2=-1).real))
+    factor = tril_with_diagonal(raw, F.softplus(raw.real.diagonal(dim1=-2, dim2=-1)))
     size = abs_squared(factor).sum((-2, -1), keepdim=True)
     shift = size * (relative_floor / factor.shape[-1]) + floor
     return factor @ factor.mH + shift * eye_like(factor)
@@ -412,7 +431,7 @@ def _expm_forward(raw: Tensor, floor: float, relative_floor: float) -> Tensor:
 
 def _base_of(value: Tensor, floor: float, relative_floor: float) -> tuple[Tensor, Tensor]:
     """``value - t I`` and how far below zero its spectrum may sit (``contains``' margin)."""
-    diagonal = value.diagonal(dim1=-2, dim2=-1).real
+    diagonal = value.real.diagonal(dim1=-2, dim2=-1)
     shift = floor_from_mean(diagonal.mean(-1), floor, relative_floor)
     margin = floor_margin(shift, diagonal.abs().amax(-1), *default_tolerances(value.dtype))
     return add_to_diagonal(value, -shift), margin
@@ -422,7 +441,7 @@ def _cholesky_inverse(value: Tensor, floor: float, relative_floor: float) -> Ten
     """The raw of ``value``: a boundary Cholesky factorization of ``value - t I``."""
     gram, margin = _base_of(value, floor, relative_floor)
     factor = boundary_cholesky(gram, value, margin)
-    return tril_with_diagonal(factor, inverse_softplus(factor.diagonal(dim1=-2, dim2=-1).real))
+    return tril_with_diagonal(factor, inverse_softplus(factor.real.diagonal(dim1=-2, dim2=-1)))
 
 
 def _expm_inverse(value: Tensor, floor: float, relative_floor: float) -> Tensor:

@@ -157,7 +157,7 @@ class PositiveDefinite(PackedTriangle):
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         symmetric = close(value, value.mH, atol, rtol)
-        diagonal = value.diagonal(dim1=-2, dim2=-1).real
+        diagonal = value.real.diagonal(dim1=-2, dim2=-1)
         shift = floor_from_mean(diagonal.mean(-1), self.floor, self.relative_floor)
         margin = floor_margin(shift, diagonal.abs().amax(-1), atol, rtol)
         lowest = add_to_diagonal(value, margin - shift)
@@ -173,7 +173,7 @@ class PositiveDefinite(PackedTriangle):
         """
         r = self.relative_floor
         lowest = _guards.eigvalsh(value)[..., :1]
-        mean = value.diagonal(dim1=-2, dim2=-1).real.mean(-1, keepdim=True)
+        mean = value.real.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)
         gap = (lowest * (1 + r) - r * mean).unsqueeze(-1)
         return torch.where(
             gap > 0, self.floor / gap.clamp_min(torch.finfo(value.dtype).tiny), torch.inf

@@ -26,6 +26,8 @@ SQUARINGS = 8
 # Padé degree and the 1-norm up to which it is accurate to unit roundoff (Higham, "The scaling
 # and squaring method for the matrix exponential revisited", 2005, tables 2.1 and 2.3).
 _PADE = {torch.float32: (7, 3.925724783138660), torch.float64: (13, 5.371920351148152)}
+_PADE[torch.complex64] = _PADE[torch.float32]
+_PADE[torch.complex128] = _PADE[torch.float64]
 
 
 def _pade_coefficients(degree: int) -> list[float]:
@@ -49,7 +51,7 @@ def valid_norm(dtype: torch.dtype) -> float:
       >>> valid_norm(torch.float32) > 1000
       True
     """
-    return _PADE[dtype.to_real()][1] * 2**SQUARINGS
+    return _PADE[dtype][1] * 2**SQUARINGS
 
 
 def matrix_exp(a: Tensor) -> Tensor:
@@ -71,7 +73,7 @@ def matrix_exp(a: Tensor) -> Tensor:
       >>> torch.allclose(matrix_exp(a), torch.linalg.matrix_exp(a), atol=1e-6)
       True
     """
-    degree, _ = _PADE[a.dtype.to_real()]
+    degree, _ = _PADE[a.dtype]
     b = _pade_coefficients(degree)
     a = a * 2.0**-SQUARINGS
     eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)

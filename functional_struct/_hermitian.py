@@ -96,9 +96,9 @@ class SkewHermitian(_AbstractSelfAdjoint):
         parts of the diagonal entries are unused).
 
     Example:
-      >>> fs.SkewHermitian(packed=True).apply(torch.tensor([5.0 + 1j, 2.0, 3.0 - 2j]))
-      tensor([[0.+1.j, -2.+0.j],
-              [2.+0.j, 0.-2.j]])
+      >>> a = fs.SkewHermitian(packed=True).apply(torch.tensor([5.0 + 1j, 2.0, 3.0 - 2j]))
+      >>> torch.equal(a, -a.mH), a.diagonal().imag
+      (True, tensor([ 1., -2.]))
     """
 
     packed: bool = False
@@ -192,11 +192,11 @@ class DensityMatrix(AbstractStructure):
 
     def _apply(self, raw: Tensor) -> Tensor:
         norm = abs_squared(raw).sum((-2, -1), keepdim=True)
-        positive = norm > 0
-        gram = raw @ raw.mH / torch.where(positive, norm, 1.0)
+        zero = norm == 0  # NaN and Inf raws stay non-finite
+        gram = raw @ raw.mH / torch.where(zero, 1.0, norm)
         n, r = raw.shape[-2:]
         mixed = torch.diag_embed((torch.arange(n, device=raw.device) < r).to(raw.dtype) / r)
-        return torch.where(positive, gram, mixed)
+        return torch.where(zero, mixed, gram)
 
     def _spectrum(self, value: Tensor) -> tuple[Tensor, Tensor]:
         """The ``r`` largest eigenvalues (ascending) of the Hermitian part, and their vectors."""
@@ -211,7 +211,7 @@ class DensityMatrix(AbstractStructure):
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         hermitian = close(value, value.mH, atol, rtol)
         values = _guards.eigvalsh(value)
-        trace = value.diagonal(dim1=-2, dim2=-1).real.sum(-1)
+        trace = value.real.diagonal(dim1=-2, dim2=-1).sum(-1)
         tol = atol + rtol * values.abs().amax(-1)
         n = value.shape[-1]
         outside = n - (n if self.rank is None else min(self.rank, n))

@@ -266,7 +266,7 @@ class AbstractLinear(AbstractStructure):
         return super()._refusal(name)
 
     def _forward_and_log_det(self, raw: Tensor) -> tuple[Tensor, Tensor]:
-        zeros = raw.new_zeros(raw.shape[:-1], dtype=raw.dtype.to_real())
+        zeros = (raw.real if raw.is_complex() else raw).new_zeros(raw.shape[:-1])
         return self._apply(raw), zeros  # coordinates to themselves
 
     def _log_det_coordinates(self, value: Tensor, tangent: Tensor) -> Tensor:

@@ -7,9 +7,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from ._charts import UNITARY_CHARTS, special_unitary
+from ._charts import UNITARY_CHARTS, log_special_unitary, special_unitary
 from ._kernels import (
-    draw_in_range,
     eye_like,
     haar_orthogonal,
     haar_raw,
@@ -119,11 +118,13 @@ class Unitary(AbstractStructure):
 class SpecialUnitary(AbstractStructure):
     """Unitary matrices with determinant 1, ``SU(n)``.
 
-    The Cayley unitary of ``Unitary`` with its last column turned by ``conj(det)``; the raw is
-    complex and square, and the same limit holds (``inverse`` gives NaN for members with an
-    eigenvalue -1). ``init`` is Haar on ``SU(n)``. ``project`` is the polar factor turned by
-    ``det^(-1/n)`` (principal root): the nearest member for unitary input, a near one
-    otherwise. As a manifold: tangent vectors ``X Ω``, ``Ω`` skew-Hermitian and traceless; the
+    ``exp(A - tr(A)/n I)`` with ``A`` skew-Hermitian from the complex square raw, as for
+    ``Unitary(method="expm")``: every member is reached (``inverse`` is a traceless
+    logarithm from the eigenvalues), and the raw range is that of the exponential (the
+    catalog's ``max_magnitude``). ``init`` is Haar on ``SU(n)``. ``project`` is the polar
+    factor turned by ``det^(-1/n)`` (principal root): the nearest member for unitary input, a
+    near one otherwise. As a manifold: tangent vectors ``X Ω``, ``Ω`` skew-Hermitian and
+    traceless; the
     QR retraction turned back to determinant 1.
 
     Example:
@@ -139,7 +140,7 @@ class SpecialUnitary(AbstractStructure):
         return special_unitary(raw)
 
     def _inverse(self, value: Tensor) -> Tensor:
-        return UNITARY_CHARTS["cayley"].inverse(value)
+        return log_special_unitary(value)
 
     def _contains(self, value: Tensor, atol: float, rtol: float) -> Tensor:
         unitary = close(value.mH @ value, eye_like(value), atol, rtol)
@@ -150,13 +151,8 @@ class SpecialUnitary(AbstractStructure):
         return _unit_determinant(polar_factor(value))
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
-        chart = UNITARY_CHARTS["cayley"]
-
-        def draw(batch: tuple[int, ...]) -> Tensor:
-            q = haar_orthogonal(torch.Size((*batch, *shape[-2:])), generator, dtype, device)
-            return chart.inverse(_unit_determinant(q))
-
-        return draw_in_range(draw, tuple(shape[:-2]), rounds=chart.init_rounds)
+        q = haar_orthogonal(shape, generator, dtype, device)
+        return log_special_unitary(_unit_determinant(q))
 
     # --------------------------------------------------------- capability "manifold"
     def _tangent(self, value: Tensor, vector: Tensor) -> Tensor:

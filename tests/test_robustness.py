@@ -15,6 +15,21 @@ ENTRIES = [pytest.param(e, id=e.id) for e in testing.CATALOG]
 KINDS = ["normal", "zeros", "constant", "rank_one"]
 
 
+def _pair(dtype, structure):
+    """``dtype``, or its complex counterpart for structures that take complex dtypes only."""
+    if dtype in structure.dtypes:
+        return dtype
+    return {torch.float32: torch.complex64, torch.float64: torch.complex128}[dtype]
+
+
+ENTRY_DTYPES = [
+    pytest.param(e, d, id=f"{e.id}-{str(d).removeprefix('torch.')}")
+    for e in testing.CATALOG
+    for d in (torch.float32, torch.float64, torch.complex64, torch.complex128)
+    if d in e.structure.dtypes
+]
+
+
 def _tmap(fn, *trees):
     """``fn`` over the tensors of a raw (one tensor, or a factored structure's tuple)."""
     return optree.tree_map(fn, *trees, namespace="torch")
@@ -30,8 +45,7 @@ def _extreme_raw(entry, dtype, kind, magnitude, seed=0):
     return testing._draw_raw(entry.structure, shape, dtype, gen, kind, magnitude), shape
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize(("entry", "dtype"), ENTRY_DTYPES)
 def test_extreme_raw_gives_finite_values_and_gradients(entry, dtype):
     """Magnitudes up to 1e4, exact zeros, repeated entries and rank-one raw, in both dtypes:
     outputs and gradients are finite everywhere; membership holds up to the entry's documented
@@ -46,7 +60,7 @@ def test_extreme_raw_gives_finite_values_and_gradients(entry, dtype):
             value = s.apply(raw)
             assert torch.isfinite(value).all(), (kind, magnitude)
             weights = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
-            g = torch.func.grad(lambda r, w=weights: (w * s.apply(r)).sum())(raw)
+            g = torch.func.grad(lambda r, w=weights: (w * s.apply(r)).real.sum())(raw)
             assert _all(lambda t: torch.isfinite(t).all(), g), (kind, magnitude)
             if magnitude <= entry.max_magnitude:
                 assert s.contains(value).all(), (kind, magnitude)
@@ -124,6 +138,10 @@ def test_values_never_raise(entry):
 def test_half_precision_works_or_is_rejected_clearly(entry, dtype):
     s = entry.structure
     raw = s.init((2, *entry.core_shapes[-1]), generator=torch.Generator().manual_seed(0))
+    if torch.float32 not in s.dtypes:  # complex only: a real half raw is refused
+        with pytest.raises(TypeError, match=f"got {str(dtype).removeprefix('torch.')}"):
+            s.apply(_tmap(lambda t: t.real.to(dtype), raw))
+        return
     if dtype not in s.dtypes:
         with pytest.raises(TypeError, match=f"got {str(dtype).removeprefix('torch.')}"):
             s.apply(_tmap(lambda t: t.to(dtype), raw))
@@ -201,19 +219,20 @@ def _soak(entry, steps, clamp):
     gen = torch.Generator().manual_seed(0)
     raw = _tmap(lambda t: t.requires_grad_(), s.init(shape, generator=gen))
     params = optree.tree_leaves(raw, namespace="torch")
-    push = torch.randn(shape, generator=gen)
+    push = torch.randn(shape, generator=gen, dtype=params[0].dtype)
     optimizer = torch.optim.Adam(params, lr=0.1)
     tolerance = 10 * (entry.tolerance or fs.default_tolerances(torch.float32)[1])
     worst = 0.0
     for step in range(steps):
         optimizer.zero_grad()
         value = s.apply(raw)
-        (-(push * value).sum()).backward()
+        (-(push * value).real.sum()).backward()
         optimizer.step()
         if clamp:
             with torch.no_grad():
                 for p in params:
-                    p.clamp_(-entry.max_magnitude, entry.max_magnitude)
+                    part = torch.view_as_real(p) if p.is_complex() else p
+                    part.clamp_(-entry.max_magnitude, entry.max_magnitude)
         if step % 100 == 0 or step == steps - 1:
             size = max(p.detach().abs().max().item() for p in params)
             if size > entry.finite_magnitude:  # the push left the promised range: stop
@@ -258,6 +277,13 @@ FINITE_STRUCTURES = [
     fs.Invertible(),
     fs.SpecialLinear(),
     fs.BoundedSpectralNorm(),
+    fs.Unitary(),
+    fs.Unitary(method="expm"),
+    fs.Unitary(method="householder"),
+    fs.SpecialUnitary(),
+    fs.HermitianPositiveDefinite(),
+    fs.DensityMatrix(),
+    fs.DensityMatrix(rank=1),
     fs.PositiveDefinite(),
     fs.PositiveDefinite(method="expm"),
     fs.PositiveSemidefinite(),
@@ -295,7 +321,8 @@ def _sweep(ns, batches):
     SpecialLinear; huge raw made the Cayley maps raise."""
     for structure in FINITE_STRUCTURES:
         for n in ns:
-            for dtype in (torch.float32, torch.float64):
+            for real in (torch.float32, torch.float64):
+                dtype = _pair(real, structure)
                 for batch in batches:
                     for name, x in _bad_values(n, dtype, batch).items():
                         where = f"{structure!r} n={n} {dtype} batch={batch} {name}"
@@ -305,12 +332,12 @@ def _sweep(ns, batches):
                             structure.raw_from(x)
                             assert structure.contains(x).shape == batch
                             raw = structure.init((*batch, n, n), dtype=dtype)
-                            fill = x.reshape(-1)[0] if x.numel() else 0.0
+                            fill = x.reshape(-1)[0].item() if x.numel() else 0.0
                             parts = raw if isinstance(raw, tuple) else (raw,)
                             structure.apply(
-                                tuple(torch.full_like(p, float(fill)) for p in parts)
+                                tuple(torch.full_like(p, fill) for p in parts)
                                 if isinstance(raw, tuple)
-                                else torch.full_like(raw, float(fill))
+                                else torch.full_like(raw, fill)
                             )
                         except Exception as error:
                             raise AssertionError(f"{where}: {error}") from error
@@ -332,6 +359,7 @@ def test_finite_bad_values_never_raise_large():
 def test_init_on_the_meta_device(structure, dtype):
     """The Orthogonal family's init redrew out-of-range raws in a loop with .item()/.any():
     a host sync per call, and a RuntimeError on the meta device."""
+    dtype = _pair(dtype, structure)
     shape = (2, 5, 5)
     meta = structure.init(shape, dtype=dtype, device="meta")
     cpu = structure.init(shape, dtype=dtype)

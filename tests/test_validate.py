@@ -77,6 +77,11 @@ OVERRIDES: dict[tuple[str, str], Rule] = {
     ("Orthogonal", "method"): Rule(
         ("cayley", "expm", "householder"), CHOICE_WRONG, ("qr", "", "Cayley")
     ),
+    ("Unitary", "method"): Rule(("cayley", "expm", "householder"), CHOICE_WRONG, ("qr", "")),
+    ("HermitianPositiveDefinite", "method"): Rule(("cholesky",), CHOICE_WRONG, ("expm", "qr")),
+    ("DensityMatrix", "rank"): Rule(
+        (None, 1, 2), tuple(v for v in INT_WRONG if v is not None), (0, -1)
+    ),
     ("PositiveSemidefinite", "rank"): Rule(
         (None, 1, 2), tuple(v for v in INT_WRONG if v is not None), (0, -1)
     ),

@@ -309,7 +309,7 @@ class Cholesky(Factor):
         return nan_unless(self.ok, abs_squared(white).sum((-2, -1)), 0)
 
     def slogdet(self) -> tuple[Tensor, Tensor]:  # noqa: D102 - documented on the base
-        log = 2 * self.factor.diagonal(dim1=-2, dim2=-1).real.log().sum(-1)
+        log = 2 * self.factor.real.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         log = torch.where(self.ok, log, math.nan)
         return torch.where(self.ok, 1.0, math.nan).to(self.factor.dtype), log
 

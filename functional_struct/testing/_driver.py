@@ -111,7 +111,8 @@ def check_laws(
     gen = torch.Generator().manual_seed(seed)
     shape = tuple(shape)
     magnitudes = sorted({m for m in (1e-3, 1.0, max_magnitude) if m <= max_magnitude})
-    for dtype in dtypes:
+    per_dtype = {"purity", "membership", "inverse", "projection", "outside", "batching"}
+    for dtype in dtypes if per_dtype.intersection(laws) or capability_laws else ():
         for batch in batch_shapes:
             full = (*batch, *shape)
             moderate = _draw_raw(structure, full, dtype, gen, "normal", min(1.0, max_magnitude))

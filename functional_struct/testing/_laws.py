@@ -60,6 +60,17 @@ def real_view(x: Tensor) -> Tensor:
     return torch.view_as_real(x) if x.is_complex() else x
 
 
+def _rebuild(raw: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``fn`` on every tensor of a raw (a tensor or nested (named) tuples), without optree.
+
+    For functions dynamo traces: it does not trace optree's tree specs.
+    """
+    if isinstance(raw, Tensor):
+        return fn(raw)
+    parts = [_rebuild(part, fn) for part in raw]
+    return type(raw)(*parts) if hasattr(raw, "_fields") else tuple(parts)
+
+
 def _describe(tree: Any) -> str:
     parts = []
     for x in _leaves(tree):
@@ -543,13 +554,11 @@ def check_compile(
     if jacobian:
         one = _unbind(raw)[0]
         if any(x.is_complex() for x in _leaves(one)):  # torch.func's Jacobians: real only
-            checks.append(
-                (
-                    "jacfwd(apply)",
-                    jacfwd(_flat_view(structure, one)[1]),
-                    _flat_view(structure, one)[0],
-                )
-            )
+
+            def real_apply(r: Any) -> Tensor:
+                return real_view(structure.apply(_rebuild(r, torch.view_as_complex)))
+
+            checks.append(("jacfwd(apply)", jacfwd(real_apply), _rebuild(one, real_view)))
         else:
             checks.append(("jacfwd(apply)", jacfwd(structure.apply), one))
     torch._dynamo.reset()

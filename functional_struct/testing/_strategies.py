@@ -29,7 +29,7 @@ def raw_tensors(
     structure: AbstractStructure,
     shape: Sequence[int],
     *,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
     max_magnitude: float = 1e3,
     min_magnitude: float = 0.0,
     kinds: Sequence[str] = RAW_KINDS,
@@ -43,7 +43,7 @@ def raw_tensors(
     Args:
       structure: the structure whose raw form to draw.
       shape: the structured shape, batch dims included.
-      dtype: the floating dtype.
+      dtype: the dtype (default: float64, or complex128 for complex-only structures).
       max_magnitude: the largest scale of drawn entries.
       min_magnitude: the smallest scale (raise it to keep away from a kink at zero).
       kinds: which kinds of raw to draw, from ``RAW_KINDS``.
@@ -52,6 +52,7 @@ def raw_tensors(
       A strategy of raw tensors (or raw pytrees, for factored structures).
     """
     st = _st()
+    dtype = _precise(structure) if dtype is None else dtype
     scales = sorted(
         {m for m in (1e-3, 1.0, 3.0, max_magnitude) if min_magnitude <= m <= max_magnitude}
     )
@@ -77,7 +78,7 @@ def tensors(
 
     Args:
       shape: the shape, batch dims included.
-      dtype: the floating dtype.
+      dtype: the dtype (real or complex).
       max_magnitude: the largest scale.
 
     Returns:
@@ -102,7 +103,7 @@ def members(
     structure: AbstractStructure,
     shape: Sequence[int],
     *,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
     max_magnitude: float = 3.0,
 ) -> Any:
     """A hypothesis strategy of members of the set: ``apply`` of drawn raw inputs.
@@ -110,7 +111,7 @@ def members(
     Args:
       structure: the structure.
       shape: the structured shape, batch dims included.
-      dtype: the floating dtype.
+      dtype: the dtype (default: float64, or complex128 for complex-only structures).
       max_magnitude: the largest raw scale.
 
     Returns:
@@ -119,6 +120,11 @@ def members(
     return raw_tensors(structure, shape, dtype=dtype, max_magnitude=max_magnitude).map(
         structure.apply
     )
+
+
+def _precise(structure: AbstractStructure) -> torch.dtype:
+    """float64, or complex128 for a structure that takes complex dtypes only."""
+    return torch.float64 if torch.float64 in structure.dtypes else torch.complex128
 
 
 def shapes(structure: AbstractStructure, *, max_batch_dims: int = 2, max_side: int = 6) -> Any:
