@@ -414,6 +414,48 @@ CASES = [
         ["Orthogonal", "got complex64"],
     ),
     (
+        "LowerTriangular of an integer tensor",
+        lambda: fs.LowerTriangular().inverse(torch.ones(2, 2, dtype=torch.int32)),
+        TypeError,
+        ["LowerTriangular", "got int32"],
+    ),
+    (
+        "Unitary of a wide matrix",
+        lambda: fs.Unitary().apply(torch.ones(2, 3, dtype=torch.complex64)),
+        ValueError,
+        ["Unitary", "square or tall", r"got shape \(2, 3\)"],
+    ),
+    (
+        "SpecialUnitary of a real tensor",
+        lambda: fs.SpecialUnitary().contains(torch.eye(2)),
+        TypeError,
+        ["SpecialUnitary", "complex64 or complex128", "got float32"],
+    ),
+    (
+        "Hermitian packed raw of a length that fits no n",
+        lambda: fs.Hermitian(packed=True).apply(torch.ones(4, dtype=torch.complex64)),
+        ValueError,
+        ["Hermitian", "4 fits no n"],
+    ),
+    (
+        "SkewHermitian of a non-square matrix",
+        lambda: fs.SkewHermitian().project(torch.ones(2, 3, dtype=torch.complex64)),
+        ValueError,
+        ["SkewHermitian", "square", r"got shape \(2, 3\)"],
+    ),
+    (
+        "HermitianPositiveDefinite with the exponential method",
+        lambda: fs.HermitianPositiveDefinite(method="expm"),
+        ValueError,
+        ["HermitianPositiveDefinite", "method", "expm"],
+    ),
+    (
+        "DensityMatrix factor with the wrong number of columns",
+        lambda: fs.DensityMatrix(rank=2).apply(torch.ones(3, 3, dtype=torch.complex64)),
+        ValueError,
+        ["DensityMatrix", "2 columns", r"\(3, 3\)"],
+    ),
+    (
         "SpecialOrthogonal of float16",
         lambda: fs.SpecialOrthogonal().apply(torch.ones(2, 2, dtype=torch.float16)),
         TypeError,

@@ -29,7 +29,11 @@ def test_structures_pickle_compare_equal_and_hash(entry):
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_raw_and_structured_trees_round_trip_weights_only(entry, tmp_path):
     structure = fs.structure({"layer.weight": entry.structure})
-    like = {"layer.weight": torch.empty(entry.core_shapes[-1]), "layer.bias": torch.ones(2)}
+    dtype = torch.float32 if torch.float32 in entry.structure.dtypes else torch.complex64
+    like = {
+        "layer.weight": torch.empty(entry.core_shapes[-1], dtype=dtype),
+        "layer.bias": torch.ones(2),
+    }
     raw = structure.init(like, batch_shape=(3,), generator=torch.Generator().manual_seed(0))
     for name, tree in [("raw", raw), ("structured", structure.apply(raw))]:
         path = tmp_path / f"{name}.pt"
