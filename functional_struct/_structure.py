@@ -50,7 +50,7 @@ _TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 LINALG_DTYPES = (torch.float32, torch.float64)
 COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 _ALL_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-SUBSPACE_DTYPES = _ALL_FLOAT_DTYPES + COMPLEX_DTYPES
+SUBSPACE_DTYPES: tuple[torch.dtype, ...] = _ALL_FLOAT_DTYPES + COMPLEX_DTYPES
 """Masks, patterned subspaces and low-rank products: any floating dtype, real or complex."""
 
 
