@@ -101,6 +101,16 @@ def _tensors(tree: Any, where: str, what: str) -> tuple[list[str], list[Tensor],
     return names, leaves, spec
 
 
+def _by_path(names: list[str]) -> list[int]:
+    """Leaf indices in the order of their path names: the order every rank communicates in.
+
+    Flattening order is not enough: optree flattens the dicts of the "torch" namespace by
+    sorted key until ``torch.utils._cxx_pytree`` is imported (``torch.func.grad`` does it on
+    first use), by insertion order after, so two ranks can flatten one tree differently.
+    """
+    return sorted(range(len(names)), key=names.__getitem__)
+
+
 def _members_leading(names: list[str], leaves: list[Tensor], count: int, where: str) -> None:
     for name, leaf in zip(names, leaves, strict=True):
         if leaf.dim() == 0 or leaf.shape[0] != count:
@@ -310,22 +320,25 @@ def gather_members(tree: Any, size: int, group: Any = None) -> Any:
         return optree.tree_unflatten(spec, [leaf.clone() for leaf in leaves])
     blocks = [shard(size, world_size, r) for r in range(world_size)]
     longest = max(len(b) for b in blocks)
-    out = []
-    for leaf in leaves:
+    out: list[Tensor | None] = [None] * len(leaves)
+    for i in _by_path(names):
+        leaf = leaves[i]
         padded = leaf.new_zeros((longest, *leaf.shape[1:]))
         padded[: leaf.shape[0]] = leaf
         parts = [torch.empty_like(padded) for _ in range(world_size)]
         dist.all_gather(parts, padded.contiguous(), group=group)
-        out.append(torch.cat([p[: len(b)] for p, b in zip(parts, blocks, strict=True)]))
+        out[i] = torch.cat([p[: len(b)] for p, b in zip(parts, blocks, strict=True)])
     return optree.tree_unflatten(spec, out)
 
 
 def all_reduce_mean(tree: Any, group: Any = None) -> Any:
     """The mean over ranks of every leaf (gradients of a raw tree, say), identical on every rank.
 
-    The leaves of one dtype travel as one flat buffer in one ``all_reduce``; the result is a new
-    tree (the inputs are not modified). With equal shards per rank, the mean of the ranks' mean
-    losses is the full batch's mean loss, so the averaged gradient is the full-batch gradient.
+    The leaves of one dtype travel as one flat buffer in one ``all_reduce``, in the order of
+    their paths (so dicts built in different orders on different ranks still match); the
+    result is a new tree (the inputs are not modified). With equal shards per rank, the mean of
+    the ranks' mean losses is the full batch's mean loss, so the averaged gradient is the
+    full-batch gradient.
 
     Args:
       tree: a pytree of floating-point tensors, of the same shapes on every rank.
@@ -351,8 +364,8 @@ def all_reduce_mean(tree: Any, group: Any = None) -> Any:
         return optree.tree_unflatten(spec, [leaf.clone() for leaf in leaves])
     out: list[Tensor | None] = [None] * len(leaves)
     by_kind: dict[tuple[torch.dtype, torch.device], list[int]] = {}
-    for i, leaf in enumerate(leaves):
-        by_kind.setdefault((leaf.dtype, leaf.device), []).append(i)
+    for i in _by_path(names):
+        by_kind.setdefault((leaves[i].dtype, leaves[i].device), []).append(i)
     for indices in by_kind.values():
         flat = torch.cat([leaves[i].reshape(-1) for i in indices])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
@@ -558,7 +571,7 @@ class StructuredModule(nn.Module):
       >>> model = torch.nn.Linear(3, 3)
       >>> tree = fs.structure({"weight": fs.LowRank(1)})
       >>> module = StructuredModule(model, tree, tree.init(dict(model.named_parameters())))
-      >>> [tuple(p.shape) for p in module.parameters()]
+      >>> sorted(tuple(p.shape) for p in module.parameters())  # bias, the two factors
       [(3,), (3, 1), (3, 1)]
       >>> int(torch.linalg.matrix_rank(module.weights()["weight"].detach()))
       1

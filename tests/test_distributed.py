@@ -297,6 +297,10 @@ def _data_parallel(rank, world, steps):
     every = [torch.empty_like(flat) for _ in range(world)]
     dist.all_gather(every, flat)
     out["identical on every rank"] = all(torch.equal(every[0], e) for e in every)
+    pair = {"a": torch.full((2,), float(rank)), "b": torch.full((2,), 10.0 + rank)}
+    if rank == 1:  # the same keys built in the other order; grad has run, so optree keeps it
+        pair = dict(reversed(list(pair.items())))
+    out["mean of a pair"] = distributed.all_reduce_mean(pair)
     return out
 
 
@@ -317,6 +321,8 @@ def test_data_parallel_training_equals_full_batch_training_on_one_process():
     }
     for r in results:
         assert r["identical on every rank"]
+        assert torch.equal(r["mean of a pair"]["a"], torch.full((2,), 0.5))
+        assert torch.equal(r["mean of a pair"]["b"], torch.full((2,), 10.5))
     for route, want in expected.items():
         got = results[0][route]
         _close(got, want)
