@@ -21,6 +21,7 @@ import os
 import platform
 import statistics
 
+import complex_structures
 import distributed
 import log_det
 import manifold_optim
@@ -341,6 +342,7 @@ def main(argv=None) -> None:
     log_det.run(args.quick, rounds)
     manifold_optim.run(args.quick, rounds)
     distributed.run(args.quick, rounds)
+    complex_structures.run(args.quick, rounds)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"threads": torch.get_num_threads(), "rows": ROWS}, f, indent=1)

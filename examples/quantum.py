@@ -29,7 +29,7 @@
 
 Everything runs in complex128 from seeded generators.
 
-    python examples/quantum.py            # about 10 s on one core
+    python examples/quantum.py            # 10-20 s on one core
     python examples/quantum.py --quick    # a few seconds, for CI
 """
 
