@@ -72,6 +72,13 @@ def _call(
         raise _with_path(path, error) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Slot:
+    """Where a structured leaf's draw goes, while :meth:`StructureTree.init` orders them."""
+
+    index: int
+
+
 class _Step(NamedTuple):
     """One leaf of a plan: its path, structure (None: passes through) and group.
 
@@ -323,8 +330,10 @@ class StructureTree:
 
         Returns:
           A raw pytree of plain tensors (no ``requires_grad``). Structured leaves are drawn by
-          their structure's ``init``; other tensor leaves are copies of ``like``, broadcast to
-          ``batch_shape``.
+          their structure's ``init``, in the order of their paths (one generator gives one
+          answer, whatever order the pytree flattens in: torch's dicts flatten in sorted key
+          order until a ``torch.func`` transform has run, in insertion order after); other
+          tensor leaves are copies of ``like``, broadcast to ``batch_shape``.
 
         Example:
           >>> s = fs.structure({"weight": fs.Orthogonal()})
@@ -333,11 +342,26 @@ class StructureTree:
           {'weight': (5, 3, 3), 'bias': (5, 3)}
         """
         batch = _batch_shape(batch_shape, "init")
+        pending: list[tuple[AbstractStructure[Any], Tensor]] = []
 
-        def draw(s: AbstractStructure[Any], x: Tensor) -> Any:
-            return s.init_like(x.detach().expand(*batch, *x.shape), generator=generator)
+        def defer(s: AbstractStructure[Any], x: Tensor) -> _Slot:
+            s._check_value(x, "init_like", "value")  # errors name the path, as the draws would
+            pending.append((s, x))
+            return _Slot(len(pending) - 1)
 
-        return self._map(like, draw, lambda x: _broadcast_copy(x, batch))
+        slotted = self._map(like, defer, lambda x: _broadcast_copy(x, batch))
+        _, structures, paths, _ = self._governing(like)
+        governed = [path for path, s in zip(paths, structures, strict=True) if s is not None]
+        drawn: list[Any] = [None] * len(pending)
+        for i in sorted(range(len(pending)), key=lambda i: governed[i]):
+            s, x = pending[i]
+            drawn[i] = s.init_like(x.detach().expand(*batch, *x.shape), generator=generator)
+        return optree.tree_map(
+            lambda leaf: drawn[leaf.index] if isinstance(leaf, _Slot) else leaf,
+            slotted,
+            none_is_leaf=True,
+            namespace="torch",
+        )
 
     def raw_from(self, value: Any, *, batch_shape: Sequence[int] = ()) -> Any:
         """A raw pytree whose image is the nearest structured version of ``value``.

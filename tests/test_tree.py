@@ -249,3 +249,23 @@ def test_a_tree_compiles_with_one_code_path_and_gives_the_eager_values():
     for key, value in s.apply(raw).items():
         got = compiled(raw)[key]
         assert got is None if value is None else torch.allclose(got, value)
+
+
+def test_init_draws_in_path_order_whatever_order_dicts_flatten_in():
+    """torch's dicts flatten in sorted key order until a torch.func transform has run, in
+    insertion order after: one generator must give one raw either way."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, functional_struct as fs\n"
+        "from torch.func import grad\n"
+        "tree = fs.structure({'q': fs.Orthogonal(), 'l': fs.LowRank(2)})\n"
+        "like = {'q': torch.empty(3, 3), 'l': torch.empty(3, 3)}\n"
+        "a = tree.init(like, generator=torch.Generator().manual_seed(0))\n"
+        "grad(lambda x: x.sum())(torch.ones(2))\n"
+        "b = tree.init(like, generator=torch.Generator().manual_seed(0))\n"
+        "assert torch.equal(a['q'], b['q'])\n"
+        "assert all(torch.equal(x, y) for x, y in zip(a['l'], b['l']))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
