@@ -571,7 +571,7 @@ class StructuredModule(nn.Module):
       >>> model = torch.nn.Linear(3, 3)
       >>> tree = fs.structure({"weight": fs.LowRank(1)})
       >>> module = StructuredModule(model, tree, tree.init(dict(model.named_parameters())))
-      >>> sorted(tuple(p.shape) for p in module.parameters())  # bias, the two factors
+      >>> [tuple(p.shape) for p in module.parameters()]  # in path order: bias, weight's factors
       [(3,), (3, 1), (3, 1)]
       >>> int(torch.linalg.matrix_rank(module.weights()["weight"].detach()))
       1
@@ -590,15 +590,21 @@ class StructuredModule(nn.Module):
                 f"{where}: tree must be a structure tree (fs.structure(spec)), got "
                 f"{type(tree).__name__}."
             )
-        _, leaves, spec = _tensors(raw, where, "raw")
-        self.raw_leaves = nn.ParameterList(nn.Parameter(leaf.detach().clone()) for leaf in leaves)
+        names, leaves, spec = _tensors(raw, where, "raw")
+        self._order = _by_path(names)  # parameters in path order: state dicts agree across runs
+        self.raw_leaves = nn.ParameterList(
+            nn.Parameter(leaves[i].detach().clone()) for i in self._order
+        )
         self._spec = spec
         self._tree = tree
         self._template = (model,)
 
     def raw(self) -> Any:
         """The raw tree, made of this module's parameters (gradients flow to them)."""
-        return optree.tree_unflatten(self._spec, list(self.raw_leaves))
+        leaves: list[Any] = [None] * len(self._order)
+        for parameter, i in zip(self.raw_leaves, self._order, strict=True):
+            leaves[i] = parameter
+        return optree.tree_unflatten(self._spec, leaves)
 
     def weights(self) -> Any:
         """The structured weights, ``tree.apply(raw())``."""

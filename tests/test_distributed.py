@@ -420,3 +420,27 @@ def test_a_rank_that_dies_mid_save_leaves_the_last_checkpoint_loadable(tmp_path)
     raw = distributed.init_members(TREE, LIKE, SEED, range(SIZE))
     distributed.save(tmp_path / "step_2", raw, range(SIZE))  # the stale partial is replaced
     assert sorted(os.listdir(tmp_path)) == ["step_1", "step_2"]
+
+
+def test_structured_module_parameters_are_in_path_order_whatever_dicts_flatten_in():
+    """A state dict written before any torch.func call loads after one (and across ranks)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, functional_struct as fs\n"
+        "from functional_struct.distributed import StructuredModule\n"
+        "from torch.func import grad\n"
+        "model = torch.nn.Linear(3, 2)\n"
+        "tree = fs.structure({'weight': fs.LowRank(1)})\n"
+        "gen = torch.Generator().manual_seed(0)\n"
+        "raw = tree.init(dict(model.named_parameters()), generator=gen)\n"
+        "before = StructuredModule(model, tree, raw)\n"
+        "grad(lambda x: x.sum())(torch.ones(2))\n"
+        "after = StructuredModule(model, tree, raw)\n"
+        "after.load_state_dict(before.state_dict())\n"
+        "x = torch.randn(4, 3)\n"
+        "assert torch.equal(before(x), after(x))\n"
+        "assert [tuple(p.shape) for p in after.parameters()] == [(2,), (2, 1), (3, 1)]\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
