@@ -64,14 +64,18 @@ def test_update_is_pure_and_state_is_a_pytree():
     assert not torch.equal(new["w"], points["w"])
 
 
-def test_unstructured_leaves_take_torch_adam_steps():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+def test_unstructured_leaves_take_torch_adam_steps(dtype):
+    """Complex leaves too: torch.optim.Adam keeps moments per real coordinate, and so do we."""
     opt = fs.optim.riemannian_adam({"w": None}, lr=0.01, betas=(0.8, 0.99), eps=1e-6)
-    w = torch.randn(4, dtype=torch.float64)
+    w = torch.randn(4, dtype=dtype)
     param = torch.nn.Parameter(w.clone())
     reference = torch.optim.Adam([param], lr=0.01, betas=(0.8, 0.99), eps=1e-6)
     points, state = {"w": w}, opt.init({"w": w})
     for i in range(5):
         g = torch.sin(torch.arange(4, dtype=torch.float64) + i)
+        if dtype.is_complex:
+            g = torch.complex(g, torch.cos(3 * torch.arange(4, dtype=torch.float64) - i))
         points, state = opt.update(points, {"w": g}, state)
         param.grad = g.clone()
         reference.step()

@@ -154,15 +154,23 @@ def _step(s: AbstractStructure[Any] | None, x: Tensor, direction: Tensor, lr: Te
 
 
 def _squared(s: AbstractStructure[Any] | None, g: Tensor) -> Tensor:
-    """Adam's second-moment increment: ``|g|²`` per entry, or ``‖g‖²`` per point of a structure.
+    """Adam's second-moment increment: ``g²`` per entry, or ``‖g‖²`` per point of a structure.
 
-    Real for complex ``g`` too (``|g|²``, as ``torch.optim.Adam``'s ``g * conj(g)``).
+    Real for complex ``g`` too: per real coordinate of an unstructured leaf (a trailing dim of
+    2, as ``torch.optim.Adam`` keeps it), ``‖g‖²`` per point of a structured one.
     """
-    squares = torch.view_as_real(g).square().sum(-1) if g.is_complex() else g * g
     if s is None or s.core_ndim == 0:
-        return squares
+        return torch.view_as_real(g).square() if g.is_complex() else g * g
     core = tuple(range(g.dim() - s.core_ndim, g.dim()))
+    squares = torch.view_as_real(g).square().sum(-1) if g.is_complex() else g * g
     return squares.sum(core, keepdim=True)
+
+
+def _scale(m: Tensor, denominator: Tensor) -> Tensor:
+    """``m / denominator``; per real coordinate where the denominator has them (complex ``m``)."""
+    if m.is_complex() and denominator.dim() == m.dim() + 1:
+        return torch.view_as_complex(torch.view_as_real(m) / denominator)
+    return m / denominator
 
 
 def _carry(s: AbstractStructure[Any] | None, x: Tensor, new: Tensor, vector: Tensor) -> Tensor:
@@ -295,7 +303,7 @@ def riemannian_adam(
             rg = _rgrad(s, x, g)
             m = state.beta1 * m + (1 - state.beta1) * rg
             v = state.beta2 * v + (1 - state.beta2) * _squared(s, rg)
-            direction = (m / bias1) / ((v / bias2).sqrt() + state.eps)
+            direction = _scale(m / bias1, (v / bias2).sqrt() + state.eps)
             new = _step(s, x, direction, state.lr)
             new_points.append(new)
             ms.append(_carry(s, x, new, m))
