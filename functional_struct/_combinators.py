@@ -12,7 +12,7 @@ from ._elementwise import Positive
 from ._kernels import abs_squared
 from ._rank import LowRank
 from ._rawform import RawShape, is_factored, leaves, map_raw, parts_of
-from ._structure import AbstractStructure, raw_form_of
+from ._structure import SUBSPACE_DTYPES, AbstractStructure, raw_form_of
 from ._subspaces import Circulant, Hankel, Symmetric, Toeplitz
 from ._triangular import _AbstractBand, _AbstractFixedMask
 from ._validate import check_int, invalid
@@ -541,6 +541,7 @@ class Frozen(AbstractStructure):
 
     core_ndim = 0
     inverse_outside = "project"
+    dtypes = SUBSPACE_DTYPES
 
     def _apply(self, raw: Tensor) -> Tensor:
         return raw.detach()

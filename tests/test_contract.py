@@ -6,6 +6,7 @@ shapes (), (3,), (2, 3); hypothesis draws the raw inputs (zeros, constants, rank
 large magnitudes included). A structure joins by being added to ``fs.testing.CATALOG``.
 """
 
+import optree
 import pytest
 import torch
 from hypothesis import given
@@ -154,6 +155,17 @@ def test_outside(entry, dtype, data):
 PRECISE = [p for p in ENTRY_DTYPES if p.values[1] in (torch.float64, torch.complex128)]
 
 
+def _tmap(fn, tree):
+    return optree.tree_map(fn, tree, namespace="torch")
+
+
+def _real_apply(structure, dtype):
+    """``structure.apply`` as a map of real tensors (real views, for complex ``dtype``)."""
+    if not dtype.is_complex:
+        return structure.apply
+    return lambda r: torch.view_as_real(structure.apply(_tmap(torch.view_as_complex, r)))
+
+
 @pytest.mark.parametrize(("entry", "dtype"), PRECISE)
 @given(data=st.data())
 def test_derivatives(entry, dtype, data):
@@ -161,8 +173,10 @@ def test_derivatives(entry, dtype, data):
     core = data.draw(st.sampled_from(entry.core_shapes), label="core shape")
     if not entry.differentiable:  # blocks gradients on purpose: exactly zero where frozen
         raw = entry.structure.init((2, *core), dtype=dtype)
-        forward = torch.func.jacfwd(entry.structure.apply)(raw)
-        backward = torch.func.jacrev(entry.structure.apply)(raw)
+        if dtype.is_complex:  # torch.func's Jacobians take real tensors: the real view's
+            raw = _tmap(torch.view_as_real, raw)
+        forward = torch.func.jacfwd(_real_apply(entry.structure, dtype))(raw)
+        backward = torch.func.jacrev(_real_apply(entry.structure, dtype))(raw)
         for f, b in zip(testing._leaves(forward), testing._leaves(backward), strict=True):
             torch.testing.assert_close(f, b)
         parts = getattr(entry.structure, "structures", (entry.structure,))
