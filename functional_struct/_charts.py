@@ -383,7 +383,10 @@ def log_special_unitary(q: Tensor) -> Tensor:
 
     The eigenvalues ``e^(iθ)`` (principal ``θ``) of a special unitary sum to ``2πk``; ``k`` of
     the largest ``θ`` are lowered by ``2π`` (or the smallest raised) so that the logarithm
-    ``V diag(iθ) V⁻¹`` is traceless. Computed in complex128; not differentiated.
+    ``Q diag(iθ) Qᴴ`` is traceless. ``Q`` orthonormalizes ``eig``'s vectors (QR): within a
+    repeated eigenvalue they need not be orthogonal, and a shift by ``2π`` inside one
+    eigenspace (or ``±π`` at -1) needs an orthonormal basis to stay a logarithm. Computed in
+    complex128; not differentiated.
 
     Example:
       >>> q = special_unitary(torch.randn(4, 4, dtype=torch.complex128) * 3)
@@ -398,7 +401,8 @@ def log_special_unitary(q: Tensor) -> Tensor:
     rank = theta.argsort(-1).argsort(-1)
     theta = theta - 2 * math.pi * ((k > 0) & (rank >= n - k)).to(theta.dtype)
     theta = theta + 2 * math.pi * ((k < 0) & (rank < -k)).to(theta.dtype)
-    log = torch.linalg.solve_ex(vectors, vectors * (1j * theta).unsqueeze(-2), left=False)[0]
+    basis = torch.linalg.qr(vectors).Q
+    log = (basis * (1j * theta).unsqueeze(-2)) @ basis.mH
     return lower_from_skew((log - log.mH) / 2).to(q.dtype)
 
 

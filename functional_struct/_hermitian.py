@@ -16,7 +16,7 @@ from torch import Tensor
 
 from . import _guards
 from ._definite import PositiveDefinite
-from ._kernels import abs_squared, eigen_reconstruct, simplex_thresholds
+from ._kernels import abs_squared, eigen_reconstruct, simplex_projection
 from ._linear import CONJUGATE, IMAGINARY, REAL, AbstractLinear, Pattern
 from ._rawform import RawShape, one_tensor
 from ._structure import COMPLEX_DTYPES, AbstractStructure, close
@@ -187,10 +187,14 @@ class DensityMatrix(AbstractStructure):
         if r != want:
             raise ValueError(f"needs a raw factor with {want} columns (n x {want})")
         if self.rank is not None and self.rank > n:
-            raise ValueError(f"has rank {self.rank}, more than the matrix size {n}")
+            raise ValueError(f"is of rank at most {self.rank}, more than the matrix size {n}")
         return torch.Size([n, n])
 
     def _apply(self, raw: Tensor) -> Tensor:
+        # The map ignores the raw's scale: dividing by a detached one keeps values and
+        # derivatives, and keeps ‖F‖² from overflowing.
+        size = raw.detach().abs().amax((-2, -1), keepdim=True)
+        raw = raw / torch.where((size > 0) & torch.isfinite(size), size, 1.0)
         norm = abs_squared(raw).sum((-2, -1), keepdim=True)
         zero = norm == 0  # NaN and Inf raws stay non-finite
         gram = raw @ raw.mH / torch.where(zero, 1.0, norm)
@@ -225,7 +229,7 @@ class DensityMatrix(AbstractStructure):
 
     def _project(self, value: Tensor) -> Tensor:
         values, vectors = self._spectrum(value)
-        weights = (values - simplex_thresholds(values)).clamp_min(0)
+        weights = simplex_projection(values)
         return eigen_reconstruct(vectors, weights.to(value.dtype))
 
     def _init(self, shape, generator, dtype, device) -> Tensor:

@@ -43,6 +43,7 @@ __all__ = [
     "polar",
     "polar_factor",
     "qr_frame",
+    "simplex_projection",
     "simplex_thresholds",
     "sym",
     "project_spectrum_to_floor",
@@ -285,21 +286,41 @@ def abs_squared(x: Tensor) -> Tensor:
     return torch.view_as_real(x).square().sum(-1) if x.is_complex() else x.square()
 
 
-def simplex_thresholds(v: Tensor) -> Tensor:
-    """For each row of ``v``, the ``tau`` with ``sum(max(v - tau, 0)) = 1`` (sort and scan).
-
-    ``max(v - tau, 0)`` is the Euclidean projection of ``v`` onto the probability simplex.
-
-    Example:
-      >>> v = torch.tensor([[0.5, 2.0, -1.0]])
-      >>> (v - simplex_thresholds(v)).clamp_min(0)
-      tensor([[0., 1., 0.]])
-    """
-    u = v.sort(-1, descending=True).values
+def _thresholds_below_top(v: Tensor) -> tuple[Tensor, Tensor]:
+    """``(tau - max(v), max(v))`` per row, the threshold computed on ``v - max(v)``."""
+    top = v.amax(-1, keepdim=True)
+    u = (v - top).sort(-1, descending=True).values
     excess = u.cumsum(-1) - 1
     k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
     count = (u - excess / k > 0).sum(-1, keepdim=True).clamp_min(1)
-    return excess.gather(-1, count - 1) / count.to(v.dtype)
+    return excess.gather(-1, count - 1) / count.to(v.dtype), top
+
+
+def simplex_thresholds(v: Tensor) -> Tensor:
+    """For each row of ``v``, the ``tau`` with ``sum(max(v - tau, 0)) = 1`` (sort and scan).
+
+    Example:
+      >>> simplex_thresholds(torch.tensor([[0.5, 2.0, -1.0]]))
+      tensor([[1.]])
+    """
+    below, top = _thresholds_below_top(v)
+    return below + top
+
+
+def simplex_projection(v: Tensor) -> Tensor:
+    """The Euclidean projection of each row of ``v`` onto the probability simplex.
+
+    ``max(v - tau, 0)`` with :func:`simplex_thresholds`' ``tau``, formed as
+    ``max((v - max v) - (tau - max v), 0)``: rows with entries far above 1 / eps keep the 1
+    the sum needs.
+
+    Example:
+      >>> simplex_projection(torch.tensor([[0.5, 2.0, -1.0], [1e20, 3e20, -1.0]]))
+      tensor([[0., 1., 0.],
+              [0., 1., 0.]])
+    """
+    below, top = _thresholds_below_top(v)
+    return ((v - top) - below).clamp_min(0)
 
 
 def sym(a: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._kernels import simplex_thresholds
+from ._kernels import simplex_projection, simplex_thresholds
 from ._rawform import RawShape, one_tensor
 from ._structure import AbstractStructure
 from ._validate import check_bool, check_int, check_real
@@ -135,7 +135,7 @@ class Simplex(_AbstractAlongDim):
 
     def _project(self, value: Tensor) -> Tensor:
         v = value.movedim(self.dim, -1)
-        return (v - simplex_thresholds(v)).clamp_min(0).movedim(-1, self.dim)
+        return simplex_projection(v).movedim(-1, self.dim)
 
     def _init(self, shape, generator, dtype, device) -> Tensor:
         batch = shape[: len(shape) - self.core_ndim]

@@ -677,10 +677,16 @@ class AbstractStructure(abc.ABC, Generic[R]):
     def _check_dtype(self, dtype: torch.dtype, method: str) -> None:
         if dtype not in self.dtypes:
             names = " or ".join(_dtype_name(d) for d in self.dtypes)
+            example = f"torch.{_dtype_name(self.dtypes[-1])}"
+            fix = (
+                f"Pass one, for example dtype={example}."
+                if method == "init"
+                else f"Convert it first, for example with .to({example})."
+            )
             raise self._fail(
                 method,
-                f"needs a tensor of dtype {names}, got {_dtype_name(dtype)}. "
-                f"Convert it first, for example with .to(torch.{_dtype_name(self.dtypes[-1])}).",
+                f"needs {'a' if method == 'init' else 'a tensor of'} dtype {names}, got "
+                f"{_dtype_name(dtype)}. {fix}",
                 TypeError,
             )
 

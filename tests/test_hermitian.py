@@ -125,3 +125,25 @@ def test_density_contains_says_no_to_negative_and_wrong_trace():
     assert not s.contains(torch.eye(2, dtype=torch.complex128))
     assert torch.isnan(s.inverse(bad)).all()
     assert _guards.eigvalsh(s.project(bad)).min() >= 0
+
+
+@pytest.mark.parametrize("dtype", COMPLEX)
+@pytest.mark.parametrize("rank", [None, 1, 2])
+def test_density_projection_and_apply_far_beyond_unit_scale(rank, dtype):
+    """Eigenvalues far above 1 / eps still project onto states; raw of any finite scale maps
+    to a state (the map ignores the raw's scale)."""
+    s = fs.DensityMatrix(rank=rank)
+    gen = torch.Generator().manual_seed(0)
+    for scale in (1e8, 1e30):
+        x = scale * torch.randn(3, 8, 8, generator=gen, dtype=dtype)
+        assert s.contains(s.project(x)).all()
+        raw = scale * s.init((3, 8, 8), generator=gen, dtype=dtype)
+        assert s.contains(s.apply(raw)).all()
+
+
+def test_init_with_a_refused_dtype_says_to_pass_another():
+    with pytest.raises(
+        TypeError,
+        match=r"Unitary.*init: needs a dtype complex64 or complex128, got float32\. Pass one",
+    ):
+        fs.Unitary().init((3, 3), dtype=torch.float32)

@@ -144,3 +144,20 @@ def test_torch_parametrization_agrees_on_the_set():
     layer = torch.nn.Linear(4, 4, bias=False, dtype=torch.complex64)
     torch.nn.utils.parametrizations.orthogonal(layer)
     assert fs.Unitary().contains(layer.weight.detach())
+
+
+@pytest.mark.parametrize("dtype", COMPLEX)
+def test_special_unitary_inverse_of_members_with_repeated_eigenvalues(dtype):
+    """eig's vectors within a repeated eigenvalue need not be orthogonal: the logarithm is
+    built on an orthonormalized basis (a hostile sweep found errors up to 1.6 before)."""
+    su = fs.SpecialUnitary()
+    h = torch.tensor([[1, 1], [1, -1]], dtype=torch.complex128) / 2**0.5
+    gen = torch.Generator().manual_seed(0)
+    members = [torch.kron(h, h)]
+    for phases in ([-1, -1, 1, 1], [-1, -1, 1j, -1j], [1j, 1j, -1j, -1j]):
+        u = torch.linalg.qr(torch.randn(4, 4, generator=gen, dtype=torch.complex128)).Q
+        members.append(u @ torch.diag(torch.tensor(phases, dtype=torch.complex128)) @ u.mH)
+    q = torch.stack(members).to(dtype)
+    assert su.contains(q).all()
+    back = su.apply(su.inverse(q))
+    assert (back - q).abs().max() < 100 * torch.finfo(dtype).eps
