@@ -50,6 +50,27 @@ def _latency(collective, repeats: int = 100) -> float:
     return statistics.median(times)
 
 
+def _timed_steps(one, state: dict, rounds: int, burst: int) -> tuple[float, float]:
+    """Median time of ``one()`` and median share of it in ``state["comm"]``, ranks aligned.
+
+    Three warm-up calls, then ``rounds`` bursts of ``burst`` calls between barriers.
+    """
+    for _ in range(3):
+        one()
+    times, shares = [], []
+    for _ in range(rounds):
+        state["comm"] = 0.0
+        dist.barrier()
+        began = time.perf_counter()
+        for _ in range(burst):
+            one()
+        dist.barrier()
+        elapsed = time.perf_counter() - began
+        times.append(elapsed / burst)
+        shares.append(state["comm"] / elapsed)
+    return statistics.median(times), statistics.median(shares)
+
+
 def _ensemble_worker(rank: int, world: int, rounds: int, burst: int, log_loss: bool) -> dict:
     members = fsd.local_members(E)
     tree = fs.structure({"weight": fs.Orthogonal()})
@@ -73,23 +94,11 @@ def _ensemble_worker(rank: int, world: int, rounds: int, burst: int, log_loss: b
             dist.all_reduce(total)
             state["comm"] += time.perf_counter() - began
 
-    for _ in range(3):
-        one()
-    times, shares = [], []
-    for _ in range(rounds):
-        state["comm"] = 0.0
-        dist.barrier()
-        began = time.perf_counter()
-        for _ in range(burst):
-            one()
-        dist.barrier()
-        elapsed = time.perf_counter() - began
-        times.append(elapsed / burst)
-        shares.append(state["comm"] / elapsed)
+    step, share = _timed_steps(one, state, rounds, burst)
     latency = _latency(lambda: dist.all_reduce(torch.zeros(()))) if log_loss else 0.0
     return {
-        "step": statistics.median(times),
-        "comm share": statistics.median(shares),
+        "step": step,
+        "comm share": share,
         "latency": latency,
     }
 
@@ -120,23 +129,11 @@ def _data_parallel_worker(rank: int, world: int, rounds: int, burst: int) -> dic
             lambda p, d: p - 0.01 * d, state["raw"], g, namespace="torch"
         )
 
-    for _ in range(3):
-        one()
-    times, shares = [], []
-    for _ in range(rounds):
-        state["comm"] = 0.0
-        dist.barrier()
-        began = time.perf_counter()
-        for _ in range(burst):
-            one()
-        dist.barrier()
-        elapsed = time.perf_counter() - began
-        times.append(elapsed / burst)
-        shares.append(state["comm"] / elapsed)
+    step, share = _timed_steps(one, state, rounds, burst)
     g = gradient(state["raw"])
     return {
-        "step": statistics.median(times),
-        "comm share": statistics.median(shares),
+        "step": step,
+        "comm share": share,
         "latency": _latency(lambda: fsd.all_reduce_mean(g)),
     }
 

@@ -31,6 +31,21 @@ __all__ = ["Orthogonal", "SpecialOrthogonal"]
 _METHODS = tuple(ORTHOGONAL_CHARTS)
 
 
+def frame_shape(raw_shape: RawShape, method: str) -> torch.Size:
+    """The value shape of an orthonormal-frame raw: square or tall, square for ``"expm"``.
+
+    Shared by ``Orthogonal`` and ``Unitary``; raises ``ValueError`` saying why a shape is refused.
+    """
+    raw_shape = one_tensor(raw_shape, 2)
+    if raw_shape[-2] < raw_shape[-1]:
+        raise ValueError("needs a square or tall matrix (rows >= columns; transpose a wide one)")
+    if method == "expm" and raw_shape[-2] != raw_shape[-1]:
+        raise ValueError(
+            "with method 'expm' needs a square matrix (tall ones: 'cayley', 'householder')"
+        )
+    return raw_shape
+
+
 @dataclasses.dataclass(frozen=True)
 class Orthogonal(AbstractStructure):
     """Matrices with orthonormal columns, ``QᵀQ = I``: square (both determinants) or tall.
@@ -89,16 +104,7 @@ class Orthogonal(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """Square or tall (rows >= columns); square only for ``method="expm"``."""
-        raw_shape = one_tensor(raw_shape, 2)
-        if raw_shape[-2] < raw_shape[-1]:
-            raise ValueError(
-                "needs a square or tall matrix (rows >= columns; transpose a wide one)"
-            )
-        if self.method == "expm" and raw_shape[-2] != raw_shape[-1]:
-            raise ValueError(
-                "with method 'expm' needs a square matrix (tall ones: 'cayley', 'householder')"
-            )
-        return raw_shape
+        return frame_shape(raw_shape, self.method)
 
     def _apply(self, raw: Tensor) -> Tensor:
         return ORTHOGONAL_CHARTS[self.method].forward(raw)

@@ -16,7 +16,8 @@ from ._kernels import (
     qr_frame,
     sym,
 )
-from ._rawform import RawShape, one_tensor
+from ._orthogonal import frame_shape
+from ._rawform import RawShape
 from ._structure import COMPLEX_DTYPES, AbstractStructure, close
 from ._validate import check_choice
 
@@ -74,16 +75,7 @@ class Unitary(AbstractStructure):
 
     def value_shape(self, raw_shape: RawShape) -> torch.Size:
         """Square or tall (rows >= columns); square only for ``method="expm"``."""
-        raw_shape = one_tensor(raw_shape, 2)
-        if raw_shape[-2] < raw_shape[-1]:
-            raise ValueError(
-                "needs a square or tall matrix (rows >= columns; transpose a wide one)"
-            )
-        if self.method == "expm" and raw_shape[-2] != raw_shape[-1]:
-            raise ValueError(
-                "with method 'expm' needs a square matrix (tall ones: 'cayley', 'householder')"
-            )
-        return raw_shape
+        return frame_shape(raw_shape, self.method)
 
     def _apply(self, raw: Tensor) -> Tensor:
         return UNITARY_CHARTS[self.method].forward(raw)
